@@ -1,0 +1,38 @@
+# The two commands of the quick start: `make run` (the default study) and `make test`.
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CORES ?= 4
+
+.PHONY: run test bench lint report clean venv
+
+venv: $(STAMP)
+
+# Re-create the environment only when the pins change.
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip==25.3 2>&1 | grep -v "is ignored" || true
+	$(PY) -m pip install --quiet -r requirements.txt 2>&1 | grep -v "is ignored"; test $${PIPESTATUS[0]} -eq 0
+	$(PY) -m pip install --quiet --no-deps -e . 2>&1 | grep -v "is ignored"; test $${PIPESTATUS[0]} -eq 0
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/snakemake --cores $(CORES)
+
+test: $(STAMP)
+	$(PY) -m pytest -ra $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) -m lrstudy.bench $(BENCH_ARGS)
+
+report: run
+	$(VENV)/bin/snakemake --cores $(CORES) --report report.html
+
+lint: $(STAMP)
+	$(VENV)/bin/snakemake --lint
+	$(VENV)/bin/snakefmt --check Snakefile workflow/rules
+
+clean:
+	rm -rf results/* .snakemake report.html
+	touch results/.gitkeep

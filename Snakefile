@@ -1,0 +1,26 @@
+# LR schedule study: LeNet5 with ColossalAI under an LR range test and torch's schedulers.
+# Stages: prepare data -> one training job per run and seed -> range-test suggestions ->
+# aggregated tables -> figures -> the Markdown report (and `snakemake --report report.html`).
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/rangetest.smk"
+include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True

@@ -1,0 +1,193 @@
+"""Config checks beyond the JSON schema, and the resolved spec of each training job.
+
+The schema (workflow/schemas/config.schema.yaml, applied by Snakemake's `validate`) checks types,
+ranges and names; `check` here checks what needs torch or the whole config: scheduler and
+optimizer kwargs against the torch signatures, report sections against the runs, devices
+against the machine. Every error names the config key.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+
+import yaml
+
+from lrstudy import schedules
+
+SECTIONS = ("range_test", "step", "exponential", "onecycle", "onecycle_max_lr", "cyclic")
+CUDA_PLUGINS = ("low_level_zero", "gemini")
+
+
+class ConfigError(ValueError):
+    def __init__(self, key: str, message: str):
+        super().__init__(f"config key `{key}`: {message}")
+        self.key = key
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys silently; a duplicated run name must be an error."""
+
+
+def _mapping(loader, node, deep=False):
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise ConfigError(str(key), f"appears twice in the same mapping (line {key_node.start_mark.line + 1})")
+        seen.add(key)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def check_duplicate_keys(paths) -> None:
+    for path in paths:
+        try:
+            yaml.load(Path(path).read_text(), Loader=_StrictLoader)
+        except ConfigError as error:
+            raise ConfigError(error.key, f"{error} in {path}") from None
+
+
+def range_runs(config) -> list[str]:
+    return [name for name, run in config["runs"].items() if "range_test" in run]
+
+
+def uses_auto(config, name: str) -> bool:
+    run = config["runs"][name]
+    optimizer = run.get("optimizer", config["optimizer"])
+    return "auto" in run.get("kwargs", {}).values() or optimizer.get("kwargs", {}).get("lr") == "auto"
+
+
+def auto_source(config) -> str:
+    return config.get("auto_from") or range_runs(config)[0]
+
+
+def device_plan(config, executor: str, local_gpus: int) -> str:
+    """The device the DAG plans for: `cuda` when jobs should ask for GPUs, else `cpu`.
+
+    Under SLURM the login node that builds the DAG may have no GPU: `auto` then plans GPUs for the
+    compute nodes. Locally `auto` plans GPUs only where this machine has some. Each job still
+    decides its own device when it starts (train.resolve_device).
+    """
+    if config["device"] != "auto":
+        return config["device"]
+    return "cuda" if executor == "slurm" or local_gpus > 0 else "cpu"
+
+
+def job_gpus(config, executor: str, local_gpus: int) -> int:
+    return config["gpus"] if device_plan(config, executor, local_gpus) == "cuda" else 0
+
+
+def world_size(config, device: str) -> int:
+    return config["gpus"] if device == "cuda" else config["procs"]
+
+
+def check(config, executor: str = "local", local_gpus: int = 0) -> None:
+    """Raise ConfigError (naming the key) for anything the schema cannot see."""
+    runs = config["runs"]
+    for name, run in runs.items():
+        key = f"runs.{name}"
+        if "range_test" in run:
+            test = run["range_test"]
+            if test["end_lr"] <= test["start_lr"]:
+                raise ConfigError(f"{key}.range_test.end_lr", f"{test['end_lr']} must exceed start_lr {test['start_lr']}")
+        else:
+            try:
+                schedules.check_scheduler(run["scheduler"], run.get("kwargs", {}))
+            except schedules.ScheduleError as error:
+                bad = "scheduler" if "unknown scheduler" in str(error) else "kwargs"
+                raise ConfigError(f"{key}.{bad}", str(error)) from None
+        for opt_key, optimizer in (("optimizer", config["optimizer"]), (f"{key}.optimizer", run.get("optimizer"))):
+            if optimizer is not None:
+                try:
+                    schedules.check_optimizer(optimizer["name"], optimizer.get("kwargs", {}))
+                except schedules.ScheduleError as error:
+                    raise ConfigError(f"{opt_key}.kwargs", str(error)) from None
+    tests = range_runs(config)
+    if any(uses_auto(config, name) for name in runs):
+        if not tests:
+            raise ConfigError("runs", "a run uses `auto` but no run is a range_test to take it from")
+        if config.get("auto_from") and config["auto_from"] not in tests:
+            raise ConfigError("auto_from", f"{config['auto_from']!r} is not a range-test run; range tests: {', '.join(tests)}")
+    check_report(config)
+    check_device(config, executor, local_gpus)
+    check_dataset(config["dataset"])
+
+
+def check_report(config) -> None:
+    runs = config["runs"]
+    tests = set(range_runs(config))
+    for section, names in config["report"]["sections"].items():
+        for name in names:
+            if name not in runs:
+                raise ConfigError(f"report.sections.{section}", f"names run {name!r}, which is not in `runs` ({', '.join(runs)})")
+            if (section == "range_test") != (name in tests):
+                want = "range-test runs" if section == "range_test" else "scheduled runs (not range tests)"
+                raise ConfigError(f"report.sections.{section}", f"must name {want}; {name!r} is not one")
+    scheduled = [n for n in runs if n not in tests]
+    if len(scheduled) < config["report"]["best_count"]:
+        raise ConfigError("report.best_count", f"{config['report']['best_count']} best of only {len(scheduled)} scheduled runs")
+
+
+def check_device(config, executor: str, local_gpus: int) -> None:
+    plan = device_plan(config, executor, local_gpus)
+    if config["device"] == "cuda" and executor != "slurm" and local_gpus == 0:
+        raise ConfigError("device", "is `cuda` (gpus per job: %d) but this machine shows no GPU; use `auto` or `cpu`" % config["gpus"])
+    if plan == "cuda" and executor != "slurm" and config["gpus"] > local_gpus:
+        raise ConfigError("gpus", f"{config['gpus']} GPUs per job, but this machine shows {local_gpus}")
+    if config["plugin"] in CUDA_PLUGINS and plan != "cuda":
+        raise ConfigError("plugin", f"`{config['plugin']}` needs CUDA, and this run is planned on the CPU; choose auto, none or torch_ddp")
+    world = world_size(config, plan)
+    if config["plugin"] == "none" and world > 1:
+        raise ConfigError("plugin", f"`none` runs a single rank, but the job has {world} ranks; choose auto or torch_ddp")
+    if config["batch_size"] % world:
+        raise ConfigError("batch_size", f"{config['batch_size']} is the global batch and must divide by the {world} ranks")
+    if plan == "cpu" and world > 1 and config["model"] == "resnet18":
+        raise ConfigError("procs", "resnet18 has BatchNorm, which TorchDDPPlugin turns into SyncBatchNorm, unsupported on the CPU")
+
+
+def check_dataset(dataset) -> None:
+    if dataset["name"] == "digits":
+        return
+    if dataset.get("data_dir"):
+        folder = Path(dataset["data_dir"])
+        if not folder.is_dir():
+            raise ConfigError("dataset.data_dir", f"{folder} is not a folder")
+        from lrstudy.data import raw_files
+
+        missing = [f for f in raw_files(dataset["name"]) if not (folder / f).is_file()]
+        if missing:
+            raise ConfigError("dataset.data_dir", f"{folder} lacks {', '.join(missing)} (raw {dataset['name']} files)")
+    elif not dataset.get("download"):
+        from lrstudy.data import raw_files
+
+        folder = Path("resources") / dataset["name"]
+        if not all((folder / f).is_file() for f in raw_files(dataset["name"])):
+            raise ConfigError("dataset.data_dir", f"no raw {dataset['name']} files in {folder}: set `dataset.data_dir` to a folder holding them, or `dataset.download: true`")
+
+
+def run_spec(config, name: str, seed: int) -> dict:
+    """Everything one training job needs, resolved from the config (what run.json records)."""
+    run = config["runs"][name]
+    spec = {
+        "run": name,
+        "seed": seed,
+        "dataset": config["dataset"]["name"],
+        "model": config["model"],
+        "optimizer": copy.deepcopy(run.get("optimizer", config["optimizer"])),
+        **{k: config[k] for k in ("batch_size", "epochs", "eval_every", "threads", "device", "gpus", "procs", "plugin")},
+        **{k: config[k] for k in ("checkpoint_every", "keep_checkpoints", "tensorboard")},
+    }
+    if "range_test" in run:
+        spec["range_test"] = copy.deepcopy(run["range_test"])
+    else:
+        spec["scheduler"] = {"class": run["scheduler"], "kwargs": copy.deepcopy(run.get("kwargs", {}))}
+    return spec
+
+
+def spec_hash(spec: dict) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,70 @@
+# Config validation and every input function of the workflow.
+import json
+import sys
+
+from snakemake.utils import validate
+
+from lrstudy import config as study
+from lrstudy.gpus import visible_gpu_ids
+
+
+validate(config, "../schemas/config.schema.yaml")
+study.check_duplicate_keys(workflow.configfiles)
+EXECUTOR = "slurm" if "slurm" in getattr(workflow.executor_plugin, "name", "") else "local"
+LOCAL_GPUS = 0 if config["device"] == "cpu" else len(visible_gpu_ids())
+study.check(config, EXECUTOR, LOCAL_GPUS)
+
+DATASET = config["dataset"]["name"]
+RUNS = list(config["runs"])
+RANGE_RUNS = study.range_runs(config)
+SEEDS = config["seeds"]
+JOB_GPUS = study.job_gpus(config, EXECUTOR, LOCAL_GPUS)
+JOB_RANKS = study.world_size(config, study.device_plan(config, EXECUTOR, LOCAL_GPUS))
+
+
+wildcard_constraints:
+    run="[A-Za-z0-9][A-Za-z0-9_.-]*",
+    seed=r"\d+",
+    dataset="[a-z_0-9]+",
+
+
+def run_dir(run, seed):
+    return f"results/runs/{run}/seed{seed}"
+
+
+def prepared_data(wildcards):
+    return f"results/data/{DATASET}.pt"
+
+
+def run_spec_json(wildcards):
+    return json.dumps(study.run_spec(config, wildcards.run, int(wildcards.seed)))
+
+
+def suggestion_input(wildcards):
+    """A run with `auto` values waits for the range test's suggestion (across seeds)."""
+    if study.uses_auto(config, wildcards.run):
+        return f"results/runs/{study.auto_source(config)}/suggestion.json"
+    return []
+
+
+def suggestion_arg(wildcards, input):
+    return f"--suggestion {input.suggestion}" if input.suggestion else ""
+
+
+def run_files(runs=None):
+    return expand("results/runs/{run}/seed{seed}/run.json", run=runs or RUNS, seed=SEEDS)
+
+
+def seed_suggestions(wildcards):
+    return expand(
+        "results/runs/{run}/seed{seed}/suggestion.json", run=wildcards.run, seed=SEEDS
+    )
+
+
+def final_outputs():
+    return [
+        "results/tables/summary.csv",
+        "results/tables/best.csv",
+        *expand("results/runs/{run}/suggestion.json", run=RANGE_RUNS),
+        "results/report/report.md",
+    ]
