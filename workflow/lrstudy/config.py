@@ -17,6 +17,7 @@ import yaml
 
 from lrstudy import schedules
 
+SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 SECTIONS = ("range_test", "step", "exponential", "onecycle", "onecycle_max_lr", "cyclic")
 CUDA_PLUGINS = ("low_level_zero", "gemini")
 
@@ -50,6 +51,24 @@ def check_duplicate_keys(paths) -> None:
             yaml.load(Path(path).read_text(), Loader=_StrictLoader)
         except ConfigError as error:
             raise ConfigError(error.key, f"{error} in {path}") from None
+
+
+def validate(config, configfiles=(), executor: str = "local", local_gpus: int = 0) -> None:
+    """All the checks the DAG build runs: Snakemake's schema validation (filling in defaults),
+    duplicate keys in the config files, then `check`. Raises ConfigError naming the key."""
+    from snakemake.utils import validate as schema_validate
+    from snakemake_interface_common.exceptions import WorkflowError
+
+    try:
+        schema_validate(config, str(SCHEMA))
+    except WorkflowError as error:
+        cause = error.__context__  # the jsonschema ValidationError it was raised from
+        if not hasattr(cause, "absolute_path"):
+            raise
+        key = ".".join(map(str, cause.absolute_path)) or "(top level)"
+        raise ConfigError(key, cause.message) from None
+    check_duplicate_keys(configfiles)
+    check(config, executor, local_gpus)
 
 
 def range_runs(config) -> list[str]:

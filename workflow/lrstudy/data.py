@@ -70,14 +70,12 @@ def fetch(dataset: dict, folder: Path) -> dict[str, str]:
             f"dataset {name!r}: missing raw file(s) {', '.join(str(folder / f) for f in missing)}; "
             "put the files in `dataset.data_dir` or set `dataset.download: true`"
         )
-    sums = {}
-    for filename, want in expected.items():
-        sums[filename] = got = md5(folder / filename)
-        if dataset.get("verify_md5", True) and got != want:
-            raise DatasetError(
-                f"checksum mismatch for {folder / filename}: MD5 {got}, expected {want} "
-                "(truncated or corrupted download? delete it and fetch it again)"
-            )
+    sums = {filename: md5(folder / filename) for filename in expected}
+    bad = [f"{folder / f}: MD5 {sums[f]}, expected {want}" for f, want in expected.items() if sums[f] != want]
+    if bad and dataset.get("verify_md5", True):
+        raise DatasetError(
+            f"checksum mismatch for {'; '.join(bad)} (truncated or corrupted download? delete and fetch again)"
+        )
     return sums
 
 

@@ -244,6 +244,7 @@ def train(spec: dict, data_path: Path, out: Path, bounds: dict | None = None, gp
     progress = tqdm(total=total_steps, initial=state["step"], desc=f"{spec['run']} seed {spec['seed']}", file=sys.stderr, mininterval=2, disable=rank != 0)
     step = state["step"]
     model.train()
+    loop_started = time.time()
     for epoch in range(state["epoch"], epochs):
         # The data order depends only on (seed, epoch): a resumed run sees the same batches.
         order = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(spec["seed"] * 100003 + epoch)).to(device)
@@ -277,12 +278,14 @@ def train(spec: dict, data_path: Path, out: Path, bounds: dict | None = None, gp
         if spec["checkpoint_every"] and done % spec["checkpoint_every"] == 0 and step < total_steps:
             checkpoints.save(model, optimizer, scheduler, {**state, "step": step, "epoch": done, "spec_hash": digest})
     progress.close()
+    loop_seconds = time.time() - loop_started
     if status == "diverged" and evals[-1]["step"] != step:
         record_evals(step, steps[-1]["epoch"])  # where the run stopped
 
     result = {
         "run": spec["run"], "seed": spec["seed"], "status": status, "steps": len(steps), "total_steps": total_steps,
         "steps_per_epoch": steps_per_epoch, "epochs": epochs, "wall_seconds": round(time.time() - started, 3),
+        "loop_started_at": loop_started, "loop_seconds": round(loop_seconds, 3),
         "device": device, "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else io.host()["processor"],
         "world_size": world, "plugin": type(plugin).__name__ if plugin else "none (Booster + OptimizerWrapper)",
         "gpu_ids": list(gpu_ids), "threads": torch.get_num_threads(), "scheduler": sched_record,

@@ -2,17 +2,22 @@
 import json
 import sys
 
-from snakemake.utils import validate
+
+sys.path.insert(0, f"{workflow.basedir}/workflow")  # the package, installed or not
 
 from lrstudy import config as study
 from lrstudy.gpus import visible_gpu_ids
 
 
-validate(config, "../schemas/config.schema.yaml")
-study.check_duplicate_keys(workflow.configfiles)
+# Rules run `python -m lrstudy...` from the workflow's own package, in the venv, a conda env
+# (--use-conda) or on a cluster node alike.
+shell.prefix(f"set -euo pipefail; export PYTHONPATH={workflow.basedir}/workflow${{PYTHONPATH:+:$PYTHONPATH}}; ")
+
 EXECUTOR = "slurm" if "slurm" in getattr(workflow.executor_plugin, "name", "") else "local"
-LOCAL_GPUS = 0 if config["device"] == "cpu" else len(visible_gpu_ids())
-study.check(config, EXECUTOR, LOCAL_GPUS)
+LOCAL_GPUS = 0 if config.get("device") == "cpu" else len(visible_gpu_ids())
+# Snakemake's validate() against workflow/schemas/config.schema.yaml, then the checks that need
+# torch or the whole config; every error names its config key.
+study.validate(config, workflow.configfiles, EXECUTOR, LOCAL_GPUS)
 
 DATASET = config["dataset"]["name"]
 RUNS = list(config["runs"])

@@ -6,6 +6,8 @@ rule prepare_data:
         "results/logs/prepare_data/{dataset}.log",
     params:
         dataset=json.dumps(config["dataset"]),
+    conda:
+        "../../envs/lrstudy.yaml"
     shell:
         "python -m lrstudy.data --dataset {params.dataset:q} --out {output.data}"
         " --manifest {output.manifest} > {log} 2>&1"

@@ -7,6 +7,8 @@ rule suggest_lr:
         "results/logs/suggest_lr/{run}/seed{seed}.log",
     params:
         folder=lambda wc: run_dir(wc.run, wc.seed),
+    conda:
+        "../../envs/lrstudy.yaml"
     shell:
         "python -m lrstudy.rangetest suggest {params.folder} --out {output} > {log} 2>&1"
 
@@ -18,5 +20,7 @@ rule combine_suggestions:
         "results/runs/{run}/suggestion.json",
     log:
         "results/logs/combine_suggestions/{run}.log",
+    conda:
+        "../../envs/lrstudy.yaml"
     shell:
         "python -m lrstudy.rangetest combine {input} --out {output} > {log} 2>&1"

@@ -17,6 +17,8 @@ rule train:
         gpu=JOB_GPUS,
         mem_mb=config["mem_mb"],
         runtime=lambda wc, attempt: config["runtime"] * attempt,
+    conda:
+        "../../envs/lrstudy.yaml"
     shell:
         "python -m lrstudy.train --spec {params.spec:q} --data {input.data}"
         " --out {params.out} {params.suggestion} > {log} 2>&1"

@@ -1,0 +1,94 @@
+"""Bad configs stop at DAG build with a message naming the key (and the allowed values)."""
+
+import copy
+
+import pytest
+import yaml
+
+from lrstudy import config as study
+
+from .util import ROOT, default_config, snakemake, write_config
+
+RAW = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+def edit(change):
+    config = copy.deepcopy(RAW)
+    change(config)
+    return config
+
+
+def setitem(path, value):
+    def change(config):
+        node = config
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+
+    return change
+
+
+# (kind, change to the default config, key the message must name, other words it must hold)
+CASES = [
+    ("wrong type", setitem(["batch_size"], "32"), "batch_size", "not of type 'integer'"),
+    ("batch_size 0", setitem(["batch_size"], 0), "batch_size", "minimum of 1"),
+    ("out of range", setitem(["dataset", "valid_fraction"], 0.9), "dataset.valid_fraction", "maximum"),
+    ("unknown key", setitem(["epoch"], 3), "(top level)", "'epoch' was unexpected"),
+    ("unknown scheduler", setitem(["runs", "step", "scheduler"], "StepLr"), "runs.step.scheduler", "StepLR"),
+    ("unknown optimizer", setitem(["optimizer", "name"], "Adagrad"), "optimizer.name", "LAMB"),
+    ("unknown dataset", setitem(["dataset", "name"], "imagenet"), "dataset.name", "fashion_mnist"),
+    ("unknown model", setitem(["model"], "vgg16"), "model", "lenet5"),
+    ("kwargs the scheduler does not take", setitem(["runs", "step", "kwargs", "steps"], 100), "runs.step.kwargs", "'steps'"),
+    ("missing scheduler kwarg", lambda c: c["runs"]["step"]["kwargs"].pop("step_size"), "runs.step.kwargs", "step_size"),
+    ("lr <= 0", setitem(["optimizer", "kwargs", "lr"], 0), "optimizer.kwargs", "lr must be a number > 0"),
+    ("negative lr in a run", setitem(["runs", "step", "optimizer"], {"name": "SGD", "kwargs": {"lr": -1}}), "runs.step.optimizer.kwargs", "> 0"),
+    ("optimizer kwarg unknown", setitem(["optimizer", "kwargs", "betas"], [0.9, 0.99]), "optimizer.kwargs", "'betas'"),
+    ("report names a missing run", setitem(["report", "sections", "step"], ["step", "exp_0.9"]), "report.sections.step", "'exp_0.9'"),
+    ("range test in a schedule section", setitem(["report", "sections", "cyclic"], ["range_test"]), "report.sections.cyclic", "scheduled runs"),
+    ("end_lr below start_lr", setitem(["runs", "range_test", "range_test", "end_lr"], 1e-6), "runs.range_test.range_test.end_lr", "must exceed"),
+    ("gpus on a machine without GPU", setitem(["device"], "cuda"), "device", "no GPU"),
+    ("CUDA-only plugin on the CPU", setitem(["plugin"], "gemini"), "plugin", "needs CUDA"),
+    ("auto where torch has no bound", setitem(["runs", "step", "kwargs", "gamma"], "auto"), "runs.step.kwargs", "cannot be 'auto'"),
+    ("bad run name", setitem(["runs", "bad name"], {"scheduler": "StepLR", "kwargs": {"step_size": 1}}), "runs", "does not match"),
+    ("missing data_dir", lambda c: c["dataset"].update(name="mnist", data_dir="/nonexistent/mnist"), "dataset.data_dir", "not a folder"),
+    ("seeds repeated", setitem(["seeds"], [0, 0]), "seeds", "non-unique"),
+]
+
+
+@pytest.mark.parametrize("kind, change, key, words", CASES, ids=[c[0] for c in CASES])
+def test_bad_config_names_the_key(kind, change, key, words):
+    with pytest.raises(study.ConfigError) as caught:
+        study.validate(edit(change), executor="local", local_gpus=0)
+    assert caught.value.key == key
+    assert f"`{key}`" in str(caught.value) and words in str(caught.value)
+
+
+def test_default_config_is_valid():
+    study.validate(copy.deepcopy(RAW))
+
+
+def test_duplicate_run_names_are_caught(tmp_path):
+    text = (ROOT / "config" / "config.yaml").read_text().replace("  exp_0.995:\n", "  exp_0.999:\n", 1)
+    path = tmp_path / "dup.yaml"
+    path.write_text(text)
+    with pytest.raises(study.ConfigError, match="`exp_0.999`.*twice.*dup.yaml"):
+        study.validate(yaml.safe_load(text), [path])
+
+
+def test_slurm_plans_gpus_even_from_a_login_node_without_one():
+    config = default_config()
+    assert study.job_gpus(config, "local", 0) == 0
+    assert study.job_gpus(config, "local", 2) == 1
+    assert study.job_gpus(config, "slurm", 0) == 1
+    config["device"] = "cpu"
+    assert study.job_gpus(config, "slurm", 0) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind, change, key, words", [CASES[1], CASES[4], CASES[8]], ids=["batch_size", "scheduler", "kwargs"])
+def test_snakemake_stops_at_dag_build(kind, change, key, words, tmp_path):
+    path = write_config(tmp_path / "bad.yaml", edit(change))
+    proc = snakemake("-n", "--configfile", path)
+    assert proc.returncode != 0
+    assert f"`{key}`" in proc.stdout + proc.stderr and words in proc.stdout + proc.stderr
+    assert not list((ROOT / "results").glob("runs/*/seed*/.*tmp"))  # nothing half-written

@@ -1,0 +1,86 @@
+"""Every scheduler's recorded LR sequence equals torch's own, and the range test hits its ends."""
+
+
+import pandas as pd
+import pytest
+import torch
+
+from lrstudy import schedules, train
+from lrstudy.config import run_spec
+from lrstudy.rangetest import range_lr
+
+from .util import default_config, prepared_digits  # noqa: F401
+
+BATCH, EPOCHS = 64, 8  # 20 steps per epoch on the digits train split: 160 steps per run
+
+
+def torch_reference(name, kwargs, lr, total_steps, steps_per_epoch, epochs):
+    """LRs straight from torch: a dummy SGD and the scheduler, stepped once per batch."""
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr, momentum=0.0)
+    if name == "OneCycleLR":
+        kwargs = {**kwargs, "steps_per_epoch": steps_per_epoch, "epochs": epochs}
+    scheduler = getattr(torch.optim.lr_scheduler, name)(optimizer, **kwargs)
+    lrs = []
+    for _ in range(total_steps):
+        lrs.append(scheduler.get_last_lr()[0])
+        optimizer.step()
+        scheduler.step()
+    return lrs
+
+
+@pytest.mark.parametrize("run", [n for n, r in default_config()["runs"].items() if "scheduler" in r and "auto" not in r["kwargs"].values()])
+def test_recorded_lr_equals_torch(run, prepared_digits, tmp_path):
+    config = default_config()
+    config.update(batch_size=BATCH, epochs=EPOCHS, eval_every=1000, checkpoint_every=0)
+    result = train.train(run_spec(config, run, 0), prepared_digits, tmp_path)
+    steps = pd.read_csv(tmp_path / "steps.csv")
+    spe = result["steps_per_epoch"]
+    assert spe == 1293 // BATCH and len(steps) == spe * EPOCHS
+    want = torch_reference(
+        config["runs"][run]["scheduler"], config["runs"][run]["kwargs"], config["optimizer"]["kwargs"]["lr"], len(steps), spe, EPOCHS
+    )
+    assert steps["lr"].tolist() == pytest.approx(want, rel=1e-12, abs=0)
+    assert result["scheduler"]["class"] == config["runs"][run]["scheduler"]
+
+
+def test_range_test_lr_is_geometric_from_start_to_end(prepared_digits, tmp_path):
+    config = default_config()
+    config.update(batch_size=BATCH, epochs=EPOCHS, eval_every=1000, checkpoint_every=0)
+    config["runs"]["range_test"]["range_test"]["stop_factor"] = None
+    result = train.train(run_spec(config, "range_test", 0), prepared_digits, tmp_path)
+    lr = pd.read_csv(tmp_path / "steps.csv")["lr"].to_numpy()
+    assert result["status"] in ("completed", "diverged")
+    if result["status"] == "completed":
+        assert len(lr) == result["total_steps"]
+        assert lr[-1] == pytest.approx(10, rel=1e-12)
+    assert lr[0] == pytest.approx(1e-5, rel=1e-12)
+    ratios = lr[1:] / lr[:-1]
+    expected = (10 / 1e-5) ** (1 / (result["total_steps"] - 1))
+    assert ratios == pytest.approx(expected, rel=1e-9)
+
+
+def test_range_lr_linear_mode():
+    assert range_lr(0, 11, 0.0, 1.0, "linear") == 0.0
+    assert range_lr(5, 11, 0.0, 1.0, "linear") == pytest.approx(0.5)
+    assert range_lr(10, 11, 0.0, 1.0, "linear") == 1.0
+
+
+def test_onecycle_gets_the_run_length_filled_in():
+    filled = schedules.fill_kwargs("OneCycleLR", {"max_lr": 1.1}, steps_per_epoch=40, epochs=15)
+    assert filled == {"max_lr": 1.1, "steps_per_epoch": 40, "epochs": 15}
+    assert schedules.fill_kwargs("OneCycleLR", {"max_lr": 1, "total_steps": 7}, 40, 15) == {"max_lr": 1, "total_steps": 7}
+
+
+@pytest.mark.parametrize(
+    "value, text", [(1e-5, "1e-5"), (10, "10"), (10.0, "10"), (0.999, "0.999"), (1.1, "1.1"), (1.0, "1"), (2.5e-7, "2.5e-7")]
+)
+def test_numbers_print_as_a_person_writes_them(value, text):
+    assert schedules.format_value(value) == text
+
+
+def test_auto_values_take_the_range_test_bounds():
+    bounds = {"base_lr": 0.01, "max_lr": 0.04, "lr": 0.04}
+    assert schedules.resolve_auto("CyclicLR", {"base_lr": "auto", "max_lr": "auto", "step_size_up": 5}, bounds) == {
+        "base_lr": 0.01, "max_lr": 0.04, "step_size_up": 5,
+    }
+    assert schedules.resolve_auto(None, {"lr": "auto", "momentum": 0.9}, bounds) == {"lr": 0.04, "momentum": 0.9}
