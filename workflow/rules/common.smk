@@ -11,7 +11,7 @@ from lrstudy.gpus import visible_gpu_ids
 
 # Rules run `python -m lrstudy...` from the workflow's own package, in the venv, a conda env
 # (--use-conda) or on a cluster node alike.
-shell.prefix(f"set -euo pipefail; export PYTHONPATH={workflow.basedir}/workflow${{PYTHONPATH:+:$PYTHONPATH}}; ")
+shell.prefix(f"set -euo pipefail; export PYTHONPATH={workflow.basedir}/workflow${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
 EXECUTOR = "slurm" if "slurm" in getattr(workflow.executor_plugin, "name", "") else "local"
 LOCAL_GPUS = 0 if config.get("device") == "cpu" else len(visible_gpu_ids())

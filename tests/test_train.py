@@ -1,0 +1,113 @@
+"""The training job: it learns, every configured optimizer steps, multi-rank and TensorBoard work."""
+
+import json
+import pickle
+import subprocess
+import sys
+import tarfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lrstudy import data, train
+from lrstudy.config import run_spec
+
+from .util import ROOT, default_config, prepared_digits  # noqa: F401
+
+
+def short_spec(run="step", **changes):
+    config = default_config()
+    config.update(epochs=3, eval_every=40, checkpoint_every=0)
+    config.update(changes)
+    return run_spec(config, run, 0)
+
+
+def valid_losses(folder):
+    evals = pd.read_csv(folder / "evals.csv")
+    return evals[evals["split"] == "valid"].sort_values("step")["loss"].to_numpy()
+
+
+def test_short_training_lowers_valid_loss(prepared_digits, tmp_path):
+    result = train.train(short_spec(), prepared_digits, tmp_path)
+    losses = valid_losses(tmp_path)
+    assert result["status"] == "completed" and result["steps"] == 3 * (1293 // 32)
+    assert losses[-1] < 0.5 * losses[0]  # from ~2.30 (chance) to well below
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["plugin"].startswith("none") and run["world_size"] == 1 and run["device"] == "cpu"
+    assert run["versions"]["colossalai"] == "0.5.0" and run["versions"]["torch"].startswith("2.5.1")
+    assert run["scheduler"] == {"class": "StepLR", "kwargs": {"step_size": 100, "gamma": 0.5}, "config_kwargs": {"step_size": 100, "gamma": 0.5}}
+    assert not list(tmp_path.glob("ckpt-*")) and not (tmp_path / "LATEST").exists()
+
+
+OPTIMIZERS = {
+    "SGD": {"lr": 0.05, "momentum": 0.9, "nesterov": True},
+    "Adam": {"lr": 0.002},
+    "AdamW": {"lr": 0.002, "weight_decay": 0.01},
+    "RAdam": {"lr": 0.002},
+    "LAMB": {"lr": 0.01, "weight_decay": 0.01},
+    "LARS": {"lr": 1.0, "momentum": 0.9},
+}
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_each_optimizer_trains_lenet5_on_cpu(name, prepared_digits, tmp_path):
+    spec = short_spec(optimizer={"name": name, "kwargs": OPTIMIZERS[name]}, epochs=2)
+    result = train.train(spec, prepared_digits, tmp_path)
+    losses = valid_losses(tmp_path)
+    assert result["status"] == "completed" and result["optimizer"]["name"] == name
+    assert losses[-1] < losses[0]
+
+
+def test_tensorboard_event_files_load(prepared_digits, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train.train(short_spec(tensorboard=True, epochs=1), prepared_digits, tmp_path)
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"lr", "train/loss", "valid/loss", "valid/accuracy", "test/loss", "test/accuracy"} <= tags
+    steps = pd.read_csv(tmp_path / "steps.csv")
+    assert [e.value for e in events.Scalars("lr")] == pytest.approx(steps["lr"].tolist(), rel=1e-6)
+
+
+def test_two_gloo_ranks_yield_one_runs_metrics(prepared_digits, tmp_path):
+    spec = short_spec(procs=2, epochs=2, device="cpu")
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "lrstudy.train", "--spec", json.dumps(spec), "--data", str(prepared_digits), "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = json.loads((out / "run.json").read_text())
+    assert run["world_size"] == 2 and run["plugin"] == "TorchDDPPlugin"
+    steps = pd.read_csv(out / "steps.csv")
+    assert steps["step"].tolist() == list(range(2 * (1293 // 32)))  # one row per step, written once
+    losses = valid_losses(out)
+    assert losses[-1] < losses[0]
+
+
+def write_cifar(path, n_train=200, n_test=50, seed=0):
+    """A CIFAR-10 python-version tarball in the real layout, with random images."""
+    rng = np.random.default_rng(seed)
+    with tarfile.open(path, "w:gz") as tar:
+        for name, n in [(f"data_batch_{i}", n_train // 5) for i in range(1, 6)] + [("test_batch", n_test)]:
+            blob = pickle.dumps({"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), "labels": (np.arange(n) % 10).tolist()})
+            member = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            member.size = len(blob)
+            import io
+
+            tar.addfile(member, io.BytesIO(blob))
+
+
+def test_cifar10_resnet18_prepares_and_trains(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    write_cifar(raw / "cifar-10-python.tar.gz")
+    dataset = {**default_config()["dataset"], "name": "cifar10", "data_dir": str(raw), "verify_md5": False}
+    manifest = data.prepare(dataset, tmp_path / "c.pt", tmp_path / "c.json")
+    assert manifest["sizes"] == {"train": 180, "valid": 20, "test": 50} and manifest["image_shape"] == [3, 32, 32]
+    spec = short_spec(model="resnet18", epochs=1, batch_size=32, eval_every=2)
+    result = train.train({**spec, "dataset": "cifar10"}, tmp_path / "c.pt", tmp_path / "run")
+    assert result["status"] == "completed" and result["steps"] == 180 // 32
+    assert np.isfinite(valid_losses(tmp_path / "run")).all()
+    with pytest.raises(data.DatasetError, match="checksum mismatch.*cifar-10-python.tar.gz"):
+        data.fetch({**dataset, "verify_md5": True}, raw)
