@@ -23,7 +23,18 @@ include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/report.smk"
 
 
+# Under a cluster executor only training goes to the compute nodes.
+localrules:
+    all,
+    prepare_data,
+    suggest_lr,
+    combine_suggestions,
+    aggregate,
+    plot_figures,
+    render_report,
+
+
 rule all:
+    default_target: True
     input:
         final_outputs(),
-    default_target: True

@@ -12,12 +12,12 @@ rule aggregate:
         best="results/tables/best.csv",
     log:
         "results/logs/aggregate.log",
+    conda:
+        "../../envs/lrstudy.yaml"
     params:
         target=config["valid_loss_target"],
         metric=config["report"]["best_metric"],
         best_count=config["report"]["best_count"],
-    conda:
-        "../../envs/lrstudy.yaml"
     shell:
         "python -m lrstudy.aggregate {input} --out results/tables --target {params.target}"
         " --best-metric {params.metric} --best-count {params.best_count} > {log} 2>&1"

@@ -1,19 +1,23 @@
 # Config validation and every input function of the workflow.
 import json
+import os
 import sys
-
 
 sys.path.insert(0, f"{workflow.basedir}/workflow")  # the package, installed or not
 
 from lrstudy import config as study
 from lrstudy.gpus import visible_gpu_ids
-
+from lrstudy.report import BEST_TEST_FIGURE, FIGURES, SECTION_FIGURES
 
 # Rules run `python -m lrstudy...` from the workflow's own package, in the venv, a conda env
 # (--use-conda) or on a cluster node alike.
-shell.prefix(f"set -euo pipefail; export PYTHONPATH={workflow.basedir}/workflow${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
+shell.prefix(
+    f"set -euo pipefail; export PYTHONPATH={workflow.basedir}/workflow${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
+)
 
-EXECUTOR = "slurm" if "slurm" in getattr(workflow.executor_plugin, "name", "") else "local"
+EXECUTOR = (
+    "slurm" if "slurm" in getattr(workflow.executor_plugin, "name", "") else "local"
+)
 LOCAL_GPUS = 0 if config.get("device") == "cpu" else len(visible_gpu_ids())
 # Snakemake's validate() against workflow/schemas/config.schema.yaml, then the checks that need
 # torch or the whole config; every error names its config key.
@@ -57,7 +61,9 @@ def suggestion_arg(wildcards, input):
 
 
 def run_files(runs=None):
-    return expand("results/runs/{run}/seed{seed}/run.json", run=runs or RUNS, seed=SEEDS)
+    return expand(
+        "results/runs/{run}/seed{seed}/run.json", run=runs or RUNS, seed=SEEDS
+    )
 
 
 def seed_suggestions(wildcards):
@@ -73,3 +79,62 @@ def final_outputs():
         *expand("results/runs/{run}/suggestion.json", run=RANGE_RUNS),
         "results/report/report.md",
     ]
+
+
+# ------------------------------------------------------------------ figures and the report
+# Category of each section in `snakemake --report`: the source report's numbering.
+REPORT_CATEGORIES = {
+    "range_test": "1 range test",
+    "step": "2 step",
+    "exponential": "3 exponential",
+    "onecycle": "4 onecycle",
+    "onecycle_max_lr": "4 onecycle max_lr",
+    "cyclic": "5 cyclic",
+    "best": "6 best three",
+}
+REPORT_TEMPLATE = os.path.join(workflow.basedir, "report_template", "report.md.j2")
+# The modules as inputs too: an edit of the drawing or layout code redraws and re-renders.
+PLOTS_CODE = os.path.join(workflow.basedir, "workflow", "lrstudy", "plots.py")
+REPORT_CODE = os.path.join(workflow.basedir, "workflow", "lrstudy", "report.py")
+
+
+def mark_for_report(path, name, section, kind):
+    caption = f"../report/{name}.rst"
+    return report(
+        path, caption=caption, category=REPORT_CATEGORIES[section], subcategory=kind
+    )
+
+
+def figure_outputs():
+    """Every figure, marked for the HTML report with its own caption (workflow/report/NAME.rst)."""
+    outputs = []
+    for section, (lr, loss, legend) in SECTION_FIGURES.items():
+        kinds = [(lr, "learning rate"), (loss, "loss")] + (
+            [(legend, "legend")] if legend else []
+        )
+        if section == "best":
+            kinds.append((BEST_TEST_FIGURE, "test loss"))
+        for name, kind in kinds:
+            # (`report(` may not begin a line in a Snakefile: the parser takes it for the directive)
+            outputs.append(
+                mark_for_report(f"results/figures/{name}.png", name, section, kind)
+            )
+    return outputs
+
+
+def report_runs():
+    """The runs the report's sections name (their run.json give the code lines)."""
+    return list(
+        dict.fromkeys(r for runs in config["report"]["sections"].values() for r in runs)
+    )
+
+
+def report_suggestions():
+    return expand(
+        "results/runs/{run}/suggestion.json",
+        run=config["report"]["sections"]["range_test"],
+    )
+
+
+def report_config_json(keys=("runs", "report", "seeds")):
+    return json.dumps({key: config[key] for key in keys})

@@ -4,10 +4,10 @@ rule prepare_data:
         manifest="results/data/{dataset}.json",
     log:
         "results/logs/prepare_data/{dataset}.log",
-    params:
-        dataset=json.dumps(config["dataset"]),
     conda:
         "../../envs/lrstudy.yaml"
+    params:
+        dataset=json.dumps(config["dataset"]),
     shell:
         "python -m lrstudy.data --dataset {params.dataset:q} --out {output.data}"
         " --manifest {output.manifest} > {log} 2>&1"

@@ -5,10 +5,10 @@ rule suggest_lr:
         "results/runs/{run}/seed{seed}/suggestion.json",
     log:
         "results/logs/suggest_lr/{run}/seed{seed}.log",
-    params:
-        folder=lambda wc: run_dir(wc.run, wc.seed),
     conda:
         "../../envs/lrstudy.yaml"
+    params:
+        folder=lambda wc: run_dir(wc.run, wc.seed),
     shell:
         "python -m lrstudy.rangetest suggest {params.folder} --out {output} > {log} 2>&1"
 

@@ -8,17 +8,17 @@ rule train:
         run="results/runs/{run}/seed{seed}/run.json",
     log:
         "results/logs/train/{run}/seed{seed}.log",
-    params:
-        spec=run_spec_json,
-        suggestion=suggestion_arg,
-        out=lambda wc: run_dir(wc.run, wc.seed),
+    conda:
+        "../../envs/lrstudy.yaml"
     threads: config["threads"] * JOB_RANKS
     resources:
         gpu=JOB_GPUS,
         mem_mb=config["mem_mb"],
         runtime=lambda wc, attempt: config["runtime"] * attempt,
-    conda:
-        "../../envs/lrstudy.yaml"
+    params:
+        spec=run_spec_json,
+        suggestion=suggestion_arg,
+        out=lambda wc: run_dir(wc.run, wc.seed),
     shell:
         "python -m lrstudy.train --spec {params.spec:q} --data {input.data}"
         " --out {params.out} {params.suggestion} > {log} 2>&1"

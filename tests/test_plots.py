@@ -1,0 +1,252 @@
+"""Tests of lrstudy.plots on small synthetic tables (no training): every figure is drawn, is a PNG of
+the planned size, and a diverged run and a 3-seed band draw without error.
+
+`synthetic_study` and `png_size` are also used by tests/test_report.py."""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import struct
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lrstudy import plots
+from lrstudy.report import FIGURES, SECTION_FIGURES
+
+from .util import default_config
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the IHDR chunk of a PNG file."""
+    head = Path(path).read_bytes()[:24]
+    assert head[:8] == PNG_SIGNATURE, f"{path} is not a PNG"
+    assert head[12:16] == b"IHDR", f"{path} has no IHDR chunk first"
+    return struct.unpack(">II", head[16:24])
+
+
+def _lr(spec: dict, step: int, total: int) -> float:
+    """A plausible LR curve per scheduler class (the shapes, not torch's exact values)."""
+    if "range_test" in spec:
+        t = spec["range_test"]
+        return t["start_lr"] * (t["end_lr"] / t["start_lr"]) ** (step / (total - 1))
+    kw = {k: (0.5 if v == "auto" else v) for k, v in (spec.get("kwargs") or {}).items()}
+    name = spec["scheduler"]
+    if name == "StepLR":
+        return 0.1 * kw.get("gamma", 0.1) ** (step // kw["step_size"])
+    if name == "ExponentialLR":
+        return 0.1 * kw["gamma"] ** step
+    if name == "OneCycleLR":
+        peak = 0.3 * total
+        top = kw["max_lr"]
+        if step < peak:
+            return top / 25 + (top - top / 25) * step / peak
+        return top * (1 - (step - peak) / (total - peak)) + 1e-6
+    if name == "CyclicLR":
+        rise = kw.get("step_size_up", 2000)
+        fall = kw.get("step_size_down") or rise
+        phase = step % (rise + fall)
+        up = phase / rise if phase < rise else 1 - (phase - rise) / fall
+        return kw["base_lr"] + (kw["max_lr"] - kw["base_lr"]) * up
+    return 0.1
+
+
+def synthetic_study(folder: Path, config: dict | None = None, seeds=(0,), diverged: dict | None = None,
+                    total: int = 60, eval_every: int = 10) -> dict:
+    """Write results/tables/*.csv, results/runs/RUN/seedS/run.json and the range tests'
+    suggestion.json under `folder` for `config` (default: config/config.yaml).
+
+    `diverged` maps a run to the step where it blows up (all seeds): its loss becomes inf there and
+    its tables stop. Returns the config (with `seeds` set)."""
+    config = copy.deepcopy(config or default_config())
+    config["seeds"] = list(seeds)
+    diverged = diverged or {}
+    folder = Path(folder)
+    tables, runs_dir = folder / "tables", folder / "runs"
+    tables.mkdir(parents=True, exist_ok=True)
+    steps, evals, summary = [], [], []
+    rng = np.random.default_rng(0)
+    for r, (run, spec) in enumerate(config["runs"].items()):
+        for seed in seeds:
+            stop = diverged.get(run)
+            n = stop + 1 if stop is not None else total
+            smoothed, avg = None, 0.0
+            rate = 0.02 + 0.01 * r + 0.002 * seed
+            for step in range(n):
+                lr = _lr(spec, step, total)
+                loss = 2.3 * math.exp(-rate * step) + 0.05 + 0.05 * rng.random()
+                if stop is not None and step >= stop - 3:
+                    loss = 10.0 ** (step - stop + 4) if step < stop else math.inf
+                avg = 0.9 * avg + 0.1 * loss
+                smoothed = avg / (1 - 0.9 ** (step + 1))
+                steps.append({"run": run, "seed": seed, "step": step, "epoch": step // 20, "lr": lr,
+                              "train_loss": loss, "smoothed_loss": smoothed})
+            done = n
+            eval_steps = sorted({*range(0, done + 1, eval_every), done})
+            for split, shift in (("valid", 0.05), ("test", 0.08)):
+                for step in eval_steps:
+                    loss = 2.3 * math.exp(-rate * step) + shift
+                    if stop is not None and step >= stop:
+                        loss = math.nan
+                    evals.append({"run": run, "seed": seed, "step": step, "epoch": step // 20, "split": split,
+                                  "loss": loss, "accuracy": 1 - loss / 2.4 if loss == loss else math.nan})
+            valid = [e for e in evals if e["run"] == run and e["seed"] == seed and e["split"] == "valid"]
+            test = [e for e in evals if e["run"] == run and e["seed"] == seed and e["split"] == "test"]
+            summary.append({
+                "run": run, "seed": seed, "kind": "range_test" if "range_test" in spec else "scheduled",
+                "scheduler": spec.get("scheduler", "range_test"), "optimizer": "SGD",
+                "status": "diverged" if stop is not None else "completed", "steps": n,
+                "final_train_loss": smoothed, "final_valid_loss": valid[-1]["loss"],
+                "best_valid_loss": np.nanmin([e["loss"] for e in valid]),
+                "final_valid_accuracy": valid[-1]["accuracy"], "best_valid_accuracy": 0.9,
+                "test_loss": test[-1]["loss"], "test_accuracy": test[-1]["accuracy"],
+                "steps_to_target": None, "wall_seconds": 1.0,
+            })
+            record = {"run": run, "seed": seed, "status": summary[-1]["status"], "steps": n, "bounds": None,
+                      "optimizer": {"name": "SGD", "kwargs": {"lr": 0.1}}}
+            if "range_test" in spec:
+                record["scheduler"] = {"class": "LambdaLR", "range_test": spec["range_test"]}
+            else:
+                kwargs = {k: (0.5 if v == "auto" else v) for k, v in (spec.get("kwargs") or {}).items()}
+                if "auto" in (spec.get("kwargs") or {}).values():
+                    record["bounds"] = {"base_lr": 0.125, "max_lr": 0.5, "lr": 0.5}
+                if spec["scheduler"] == "OneCycleLR":
+                    kwargs.update(steps_per_epoch=20, epochs=total // 20)
+                record["scheduler"] = {"class": spec["scheduler"], "kwargs": kwargs, "config_kwargs": spec.get("kwargs") or {}}
+            (runs_dir / run / f"seed{seed}").mkdir(parents=True, exist_ok=True)
+            (runs_dir / run / f"seed{seed}" / "run.json").write_text(json.dumps(record))
+        if "range_test" in spec:
+            sugg = {"minimum": 1e-3, "steep": 4e-3, "valley": 5e-3, "slide": None}
+            (runs_dir / run / "suggestion.json").write_text(json.dumps(
+                {"run": run, "suggestions": sugg, "bounds": {"base_lr": 1.25e-3, "max_lr": 5e-3, "lr": 5e-3}}))
+    summary = pd.DataFrame(summary)
+    pd.DataFrame(steps).to_csv(tables / "steps.csv", index=False)
+    pd.DataFrame(evals).to_csv(tables / "evals.csv", index=False)
+    summary.to_csv(tables / "summary.csv", index=False)
+    ok = summary[(summary["kind"] == "scheduled")]
+    bad = set(ok.loc[ok["status"] != "completed", "run"])
+    best = (ok[~ok["run"].isin(bad)].groupby("run")["final_valid_loss"]
+            .agg(mean="mean", std="std", min="min", max="max", seeds="count").reset_index()
+            .sort_values(["mean", "run"]).head(config["report"]["best_count"]))
+    best.insert(0, "rank", range(1, len(best) + 1))
+    best.insert(2, "metric", "final_valid_loss")
+    best.to_csv(tables / "best.csv", index=False)
+    return config
+
+
+def draw(tmp_path: Path, **kwargs) -> tuple[dict, Path]:
+    config = synthetic_study(tmp_path / "results", **kwargs)
+    tables = plots.Tables.read(tmp_path / "results" / "tables", tmp_path / "results" / "runs",
+                               config["report"]["sections"]["range_test"])
+    out = tmp_path / "figures"
+    plots.draw_all(config, tables, out)
+    return config, out
+
+
+def expected_width(name: str) -> int:
+    """Twice the width the report shows the image at."""
+    if name.endswith("_legend"):
+        return 300
+    loss = {loss for _, loss, _ in SECTION_FIGURES.values()} | {"compare3bestTestLoss"}
+    return 1100 if name in loss else 800
+
+
+def check_figures(out: Path) -> None:
+    for name in FIGURES:
+        path = out / f"{name}.png"
+        assert path.is_file(), f"{name}.png was not drawn"
+        width, height = png_size(path)
+        assert width == expected_width(name), f"{name}.png is {width} px wide"
+        assert 60 <= height <= 1400, f"{name}.png is {height} px high"
+        assert path.stat().st_size > 1000, f"{name}.png is nearly empty"
+    assert sorted(p.stem for p in out.glob("*.png")) == sorted(FIGURES)
+
+
+def test_figure_names_are_the_source_images():
+    assert len(FIGURES) == 21 and len(set(FIGURES)) == 21
+    assert {"ExponentiallyIncLR", "StepDecLoss", "OneCycleLR_DiffMax", "compare3bestTestLoss", "2_legend", "7_legend"} <= set(FIGURES)
+
+
+def test_three_seed_band_and_diverged_run(tmp_path):
+    config, out = draw(tmp_path, seeds=(0, 1, 2), diverged={"cyclic": 35, "onecycle_1.1": 20})
+    check_figures(out)
+    tables = plots.Tables.read(tmp_path / "results" / "tables", None, [])
+    assert plots.label("cyclic", tables) == "cyclic (diverged)"
+    assert plots.label("step", tables) == "step"
+    stats = plots.band(tables.run_steps("step"), "step", "train_loss")
+    assert (stats["n"] == 3).all() and (stats["min"] <= stats["mean"]).all() and (stats["mean"] <= stats["max"]).all()
+
+
+def test_diverged_run_curve_stops_with_a_mark(tmp_path):
+    import matplotlib.pyplot as plt
+
+    synthetic_study(tmp_path, diverged={"cyclic": 30})
+    tables = plots.Tables.read(tmp_path / "tables", None, [])
+    fig, ax = plt.subplots()
+    plots.draw_train_valid(ax, ["cyclic"], tables, {"cyclic": "C0"}, {"cyclic": "cyclic (diverged)"})
+    marks = [line for line in ax.get_lines() if line.get_marker() == "x"]
+    assert marks, "no x where the diverged run stopped"
+    smoothed = [line for line in ax.get_lines() if line.get_marker() in ("None", None, "") and line.get_alpha() is None]
+    assert max(max(line.get_xdata()) for line in smoothed) <= 30
+    plt.close(fig)
+
+
+def test_partly_diverged_label(tmp_path):
+    config = synthetic_study(tmp_path, seeds=(0, 1))
+    summary = pd.read_csv(tmp_path / "tables" / "summary.csv")
+    summary.loc[(summary["run"] == "step") & (summary["seed"] == 1), "status"] = "diverged"
+    tables = plots.Tables(pd.read_csv(tmp_path / "tables" / "steps.csv"), pd.read_csv(tmp_path / "tables" / "evals.csv"),
+                          summary, pd.read_csv(tmp_path / "tables" / "best.csv"))
+    assert plots.label("step", tables) == "step (diverged 1/2)"
+
+
+def test_log_axis_only_where_the_values_span_decades():
+    assert plots.spans_decades([1e-5, 10])
+    assert not plots.spans_decades([0.01, 1], plots.LR_LOG_RATIO)
+    assert not plots.spans_decades([0.5, 2.3])
+    assert not plots.spans_decades([math.nan, 1.0])
+
+
+def test_runs_come_from_the_config_sections(tmp_path):
+    config = default_config()
+    config["report"]["sections"]["step"] = ["exp_0.99"]
+    config, out = draw(tmp_path, config=config)
+    check_figures(out)
+    assert plots.section_title("step", ["exp_0.99"], config) == "ExponentialLR"
+    assert plots.section_title("exponential", ["exp_0.999", "exp_0.995"], config) == "ExponentialLR: different gamma"
+
+
+def test_no_best_runs_still_draws(tmp_path):
+    config = synthetic_study(tmp_path / "results")
+    (tmp_path / "results" / "tables" / "best.csv").write_text("rank,run,metric,mean,std,min,max,seeds\n")
+    tables = plots.Tables.read(tmp_path / "results" / "tables", tmp_path / "results" / "runs", ["range_test"])
+    plots.draw_all(config, tables, tmp_path / "figures")
+    check_figures(tmp_path / "figures")
+
+
+def test_cli_draws_every_figure(tmp_path):
+    config = synthetic_study(tmp_path / "results")
+    plots.main(["--tables", str(tmp_path / "results" / "tables"), "--runs", str(tmp_path / "results" / "runs"),
+                "--config-json", json.dumps(config), "--out", str(tmp_path / "figures")])
+    check_figures(tmp_path / "figures")
+
+
+def test_range_test_figure_has_loss_against_lr(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    config = synthetic_study(tmp_path / "results")
+    tables = plots.Tables.read(tmp_path / "results" / "tables", tmp_path / "results" / "runs", ["range_test"])
+    captured = []
+    original = plots.save
+    monkeypatch.setattr(plots, "save", lambda fig, path: (captured.append(fig), original(fig, path)))
+    plots.draw_range_loss(["range_test"], tables, plots.run_colors(config), "t", tmp_path / "x.png", {"range_test": "range_test"})
+    bottom = captured[0].axes[1]
+    assert bottom.get_xscale() == "log"
+    vertical = [line for line in bottom.get_lines() if len(line.get_xdata()) == 2 and len(set(line.get_xdata())) == 1]
+    assert sorted(float(line.get_xdata()[0]) for line in vertical) == [1e-3, 4e-3, 5e-3]  # slide is None
+    assert any("valley" in text.get_text() for text in bottom.get_legend().get_texts())
+    plt.close("all")

@@ -1,0 +1,450 @@
+"""The report's figures (PNG, matplotlib Agg), all of them in one call.
+
+    python -m lrstudy.plots --tables results/tables --runs results/runs \
+        --config-json '<config as JSON>' --out results/figures
+
+Per source section (config `report.sections`; its runs in the section's order) a learning-rate
+figure, a train & valid loss figure and, where the source has one, a legend-only image; then the
+three best runs (results/tables/best.csv): LR, loss and test loss. File names are the source's
+(lrstudy.report.SECTION_FIGURES). Several seeds: the mean line and a shaded min-max band. A diverged
+run's curves stop where it stopped, marked with an x, and its label says "(diverged)".
+
+Sizes: at 200 dpi the PNG is twice the width the report shows it at (LR 400 px -> 4 in, loss
+550 px -> 5.5 in, legends 150 px -> 1.5 in), so text reads at the same size in every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+
+from lrstudy.io import atomic_path  # noqa: E402
+from lrstudy.report import BEST_TEST_FIGURE, SECTION_FIGURES  # noqa: E402
+
+DPI = 200
+LR_SIZE = (4.0, 3.0)
+LOSS_SIZE = (5.5, 3.6)
+RANGE_LOSS_SIZE = (5.5, 6.4)
+LEGEND_WIDTH = 1.5
+# An axis whose positive values span more than this ratio is drawn on a log scale: the loss from
+# 1.5 decades, the LR from a bit over two (so a 0.01..1 CyclicLR keeps its triangles).
+LOG_RATIO = 30.0
+LR_LOG_RATIO = 150.0
+SUGGESTION_STYLES = {"minimum": ":", "steep": "--", "valley": "-", "slide": "-."}
+SUGGESTION_COLORS = {"minimum": "#7f7f7f", "steep": "#d62728", "valley": "#2ca02c", "slide": "#9467bd"}
+STYLE = {
+    "font.size": 8.5,
+    "axes.titlesize": 9,
+    "axes.labelsize": 8.5,
+    "xtick.labelsize": 7.5,
+    "ytick.labelsize": 7.5,
+    "legend.fontsize": 7,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linewidth": 0.5,
+    "lines.linewidth": 1.3,
+    "savefig.dpi": DPI,
+}
+
+
+# ------------------------------------------------------------------------------------ data
+class Tables:
+    """The aggregate tables, with non-finite values as NaN, and per-run helpers."""
+
+    def __init__(self, steps: pd.DataFrame, evals: pd.DataFrame, summary: pd.DataFrame, best: pd.DataFrame,
+                 suggestions: dict | None = None):
+        self.steps = steps.replace([np.inf, -np.inf], np.nan)
+        self.evals = evals.replace([np.inf, -np.inf], np.nan)
+        self.summary = summary
+        self.best = best
+        self.suggestions = suggestions or {}
+
+    @classmethod
+    def read(cls, folder: Path, runs_dir: Path | None, range_runs: list[str]) -> "Tables":
+        folder = Path(folder)
+        frames = [pd.read_csv(folder / f"{name}.csv") for name in ("steps", "evals", "summary", "best")]
+        suggestions = {}
+        for run in range_runs:
+            path = Path(runs_dir) / run / "suggestion.json" if runs_dir else None
+            if path is not None and path.is_file():
+                suggestions[run] = json.loads(path.read_text())
+        return cls(*frames, suggestions=suggestions)
+
+    def run_steps(self, run: str) -> pd.DataFrame:
+        return self.steps[self.steps["run"] == run].sort_values(["seed", "step"])
+
+    def run_evals(self, run: str, split: str) -> pd.DataFrame:
+        frame = self.evals
+        return frame[(frame["run"] == run) & (frame["split"] == split)].sort_values(["seed", "step"])
+
+    def seeds(self, run: str) -> list:
+        rows = self.summary[self.summary["run"] == run]
+        return sorted(rows["seed"]) if len(rows) else sorted(self.run_steps(run)["seed"].unique())
+
+    def diverged_seeds(self, run: str) -> list:
+        rows = self.summary[(self.summary["run"] == run) & (self.summary["status"] == "diverged")]
+        return sorted(rows["seed"])
+
+
+def band(frame: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """Mean, min and max of `y` over seeds at each `x` (NaN-aware), and the seeds counted."""
+    grouped = frame.groupby(x)[y]
+    return pd.DataFrame({"mean": grouped.mean(), "min": grouped.min(), "max": grouped.max(),
+                         "n": grouped.count()}).reset_index()
+
+
+def spans_decades(values, ratio: float = LOG_RATIO) -> bool:
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values) & (values > 0)]
+    return len(values) > 1 and values.max() / values.min() > ratio
+
+
+def run_colors(config: dict) -> dict:
+    """One colour per run, the same in every figure (the config's run order)."""
+    names = list(config["runs"])
+    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
+
+
+def label(run: str, tables: Tables, prefix: str = "") -> str:
+    diverged, seeds = tables.diverged_seeds(run), tables.seeds(run)
+    text = f"{prefix}{run}"
+    if diverged:
+        text += " (diverged)" if len(diverged) == len(seeds) else f" (diverged {len(diverged)}/{len(seeds)})"
+    return text
+
+
+# ------------------------------------------------------------------------------------ drawing
+def plot_band(ax, stats: pd.DataFrame, x: str, color, **kwargs):
+    """The mean line and, where several seeds count, the min-max band."""
+    line = ax.plot(stats[x], stats["mean"], color=color, **kwargs)
+    if (stats["n"] > 1).any():
+        ax.fill_between(stats[x], stats["min"], stats["max"], color=color, alpha=0.2, linewidth=0)
+    return line
+
+
+def stop_points(tables: Tables, run: str, frame: pd.DataFrame, x: str, y: str, color) -> list:
+    """(x, y, color) where each diverged seed stopped: its last point with a finite value."""
+    points = []
+    for seed in tables.diverged_seeds(run):
+        rows = frame[(frame["seed"] == seed) & frame[y].notna()]
+        if len(rows):
+            points.append((float(rows.iloc[-1][x]), float(rows.iloc[-1][y]), color))
+    return points
+
+
+def draw_stops(ax, points: list) -> None:
+    """An x at each stop, once the axis limits are set: a point above the top (a blown-up loss) sits
+    on the top edge, so the mark stays in view and the layout is not stretched."""
+    if not points:
+        return
+    low, high = ax.get_ylim()
+    for x, y, color in points:
+        y = min(max(y, low), high)
+        ax.plot([x], [y], marker="x", markersize=8, markeredgewidth=2.2, color=color, linestyle="none",
+                clip_on=False, zorder=5)
+    ax.set_ylim(low, high)
+
+
+def minor_label(value, _pos=None) -> str:
+    """Plain numbers on a log axis's minor ticks at 2 and 5 times a power of ten (0.2, 0.5, 2, 5)."""
+    if value <= 0:
+        return ""
+    mantissa = round(value / 10 ** math.floor(math.log10(value)), 6)
+    return f"{value:g}" if mantissa in (2, 5) else ""
+
+
+def clip_loss_axis(ax, series: list, top_factor=3.0):
+    """Log scale where the loss spans decades; the top at `top_factor` x the highest of the curves'
+    first losses (their first 2 %), so a blow-up does not squash the curves (its x mark stays in
+    view at the edge)."""
+    series = [s[np.isfinite(s) & (s > 0)] for s in (np.asarray(v, dtype=float) for v in series)]
+    series = [s for s in series if len(s)]
+    if not series:
+        return
+    values = np.concatenate(series)
+    first = max(float(np.max(s[: max(1, len(s) // 50)])) for s in series)
+    top = min(values.max() * 1.1, top_factor * first)
+    bottom = values.min()
+    if spans_decades([bottom, top]):
+        ax.set_yscale("log")
+        ax.set_ylim(bottom / 1.3, top * 1.3)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(minor_label))
+    else:
+        pad = 0.05 * (top - bottom or 1)
+        ax.set_ylim(max(0, bottom - pad), top + pad)
+
+
+def empty_note(ax, text="no data for these runs"):
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="0.4")
+
+
+def draw_lr(runs: list[str], tables: Tables, colors: dict, title: str, path: Path, labels: dict):
+    fig, ax = plt.subplots(figsize=LR_SIZE, constrained_layout=True)
+    values, stops = [], []
+    for i, run in enumerate(runs):
+        frame = tables.run_steps(run)
+        if not len(frame):
+            continue
+        stats = band(frame, "step", "lr")
+        # Each later run a thinner line on top, so equal schedules (max_lr 1 vs 1.1) both show.
+        plot_band(ax, stats, "step", colors[run], label=labels[run], linewidth=(2.6, 1.5, 1.0)[min(i, 2)], zorder=2 + i)
+        stops += stop_points(tables, run, frame, "step", "lr", colors[run])
+        values += list(stats["mean"])
+    if not values:
+        empty_note(ax)
+    elif spans_decades(values, LR_LOG_RATIO):
+        ax.set_yscale("log")
+    draw_stops(ax, stops)
+    ax.set_xlabel("step (batches)")
+    ax.set_ylabel("learning rate")
+    ax.set_title(title)
+    if values:
+        ax.legend(loc="best", framealpha=0.8)
+    save(fig, path)
+
+
+def style_handles(tables: Tables, runs: list[str], valid_label="valid loss") -> list:
+    handles = [
+        Line2D([], [], color="0.2", label="train loss (smoothed)"),
+        Line2D([], [], color="0.2", alpha=0.3, linewidth=0.8, label="train loss (raw)"),
+        Line2D([], [], color="0.2", linestyle="--", marker="o", markersize=3, label=valid_label),
+    ]
+    if any(len(tables.seeds(r)) > 1 for r in runs):
+        handles.append(Patch(color="0.2", alpha=0.2, label="min-max over seeds"))
+    if any(tables.diverged_seeds(r) for r in runs):
+        handles.append(Line2D([], [], color="0.2", marker="x", markeredgewidth=2, linestyle="none", label="diverged (stopped)"))
+    return handles
+
+
+def draw_train_valid(ax, runs: list[str], tables: Tables, colors: dict, labels: dict, valid_split="valid"):
+    """Train loss (smoothed line, raw faint) and valid loss (markers) against the step."""
+    values, run_handles, stops = [], [], []
+    for run in runs:
+        frame = tables.run_steps(run)
+        if not len(frame):
+            continue
+        color = colors[run]
+        raw = band(frame, "step", "train_loss")
+        ax.plot(raw["step"], raw["mean"], color=color, alpha=0.2, linewidth=0.6)
+        smooth = band(frame, "step", "smoothed_loss")
+        plot_band(ax, smooth, "step", color)
+        stops += stop_points(tables, run, frame, "step", "smoothed_loss", color)
+        values.append(smooth["mean"].to_numpy())
+        for split, style in ((valid_split, "--"), ("range_valid", ":")):
+            evals = tables.run_evals(run, split)
+            if len(evals):
+                stats = band(evals, "step", "loss")
+                plot_band(ax, stats, "step", color, linestyle=style, marker="o", markersize=3)
+                values.append(stats["mean"].to_numpy())
+        run_handles.append(Line2D([], [], color=color, linewidth=2.5, label=labels[run]))
+    if not values:
+        empty_note(ax)
+    clip_loss_axis(ax, values)
+    draw_stops(ax, stops)
+    ax.set_xlabel("step (batches)")
+    return run_handles
+
+
+def draw_loss(runs: list[str], tables: Tables, colors: dict, title: str, path: Path, labels: dict,
+              split="valid", split_label="valid loss"):
+    fig, ax = plt.subplots(figsize=LOSS_SIZE, constrained_layout=True)
+    if split == "valid":
+        run_handles = draw_train_valid(ax, runs, tables, colors, labels)
+        handles = run_handles + style_handles(tables, runs)
+        ax.set_ylabel("cross-entropy loss")
+    else:  # the test split alone
+        run_handles = draw_split(ax, runs, tables, colors, labels, split)
+        handles = run_handles
+        ax.set_ylabel(split_label)
+    ax.set_title(title)
+    if handles:
+        ax.legend(handles=handles, loc="best", ncol=2 if len(handles) > 6 else 1, framealpha=0.85)
+    save(fig, path)
+
+
+def draw_split(ax, runs, tables: Tables, colors, labels, split):
+    values, handles, stops = [], [], []
+    for run in runs:
+        evals = tables.run_evals(run, split)
+        if not len(evals):
+            continue
+        stats = band(evals, "step", "loss")
+        final = stats["mean"].dropna()
+        plot_band(ax, stats, "step", colors[run], marker="o", markersize=3)
+        stops += stop_points(tables, run, evals, "step", "loss", colors[run])
+        values.append(stats["mean"].to_numpy())
+        tail = f", final {final.iloc[-1]:.3g}" if len(final) else ""
+        handles.append(Line2D([], [], color=colors[run], marker="o", markersize=3, label=f"{labels[run]}{tail}"))
+    if not values:
+        empty_note(ax)
+    clip_loss_axis(ax, values)
+    draw_stops(ax, stops)
+    ax.set_xlabel("step (batches)")
+    return handles
+
+
+def draw_range_loss(runs: list[str], tables: Tables, colors: dict, title: str, path: Path, labels: dict):
+    """Top: train & valid loss against the step. Bottom: the loss against the LR (log axis), the
+    classic range-test view, with the suggested LRs (suggestion.json) as vertical lines."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=RANGE_LOSS_SIZE, constrained_layout=True)
+    run_handles = draw_train_valid(top, runs, tables, colors, labels)
+    top.set_ylabel("cross-entropy loss")
+    top.set_title(title)
+    if run_handles:
+        top.legend(handles=run_handles + style_handles(tables, runs), loc="best", framealpha=0.85)
+    values, handles, stops = [], [], []
+    for run in runs:
+        frame = tables.run_steps(run)
+        if not len(frame):
+            continue
+        color = colors[run]
+        raw = band(frame, "step", "train_loss").merge(band(frame, "step", "lr")[["step", "mean"]].rename(columns={"mean": "lr"}), on="step")
+        smooth = band(frame, "step", "smoothed_loss").merge(raw[["step", "lr"]], on="step")
+        bottom.plot(raw["lr"], raw["mean"], color=color, alpha=0.2, linewidth=0.6)
+        plot_band(bottom, smooth, "lr", color)
+        stops += stop_points(tables, run, frame, "lr", "smoothed_loss", color)
+        values.append(smooth["mean"].to_numpy())
+        evals = tables.run_evals(run, "range_valid")
+        if len(evals):
+            merged = band(evals, "step", "loss").merge(raw[["step", "lr"]], on="step")
+            plot_band(bottom, merged, "lr", color, linestyle=":", marker="o", markersize=3)
+        handles.append(Line2D([], [], color=color, label=f"{labels[run]}: smoothed train loss"))
+        sugg = (tables.suggestions.get(run) or {}).get("suggestions") or {}
+        for rule, lr in sugg.items():
+            if lr is None or not np.isfinite(lr) or lr <= 0:
+                continue
+            bottom.axvline(lr, color=SUGGESTION_COLORS.get(rule, color), linestyle=SUGGESTION_STYLES.get(rule, "-"),
+                           linewidth=1.2)
+            name = f"{rule} {lr:.2g}" if len(runs) == 1 else f"{run} {rule} {lr:.2g}"
+            handles.append(Line2D([], [], color=SUGGESTION_COLORS.get(rule, color),
+                                  linestyle=SUGGESTION_STYLES.get(rule, "-"), label=f"suggested: {name}"))
+    if not values:
+        empty_note(bottom)
+    else:
+        bottom.set_xscale("log")
+    clip_loss_axis(bottom, values, top_factor=2.0)
+    draw_stops(bottom, stops)
+    bottom.set_xlabel("learning rate (log scale)")
+    bottom.set_ylabel("train loss")
+    bottom.set_title("loss against learning rate, suggested LRs")
+    if handles:
+        bottom.legend(handles=handles, loc="upper left", framealpha=0.85)
+    save(fig, path)
+
+
+def draw_legend(runs: list[str], tables: Tables, colors: dict, path: Path, labels: dict):
+    """The runs' colours alone, to stand beside an LR figure (the source's N_legend images)."""
+    handles = [Line2D([], [], color=colors[r], linewidth=2.5, label=labels[r]) for r in runs]
+    if any(tables.diverged_seeds(r) for r in runs):
+        handles.append(Line2D([], [], color="0.2", marker="x", markeredgewidth=2, linestyle="none", label="diverged"))
+    if not handles:
+        handles = [Line2D([], [], color="none", label="no runs")]
+    fontsize = 8.0
+    while True:
+        fig = plt.figure(figsize=(LEGEND_WIDTH, 0.3 + 0.24 * len(handles)))
+        legend = fig.legend(handles=handles, loc="center", frameon=False, fontsize=fontsize, handlelength=1.6,
+                            borderaxespad=0.1, handletextpad=0.5)
+        fig.canvas.draw()
+        width = legend.get_window_extent().width
+        if width <= fig.bbox.width * 0.97 or fontsize <= 4.5:
+            break
+        plt.close(fig)
+        fontsize -= 0.5
+    height = legend.get_window_extent().height / fig.dpi + 0.1
+    fig.set_size_inches(LEGEND_WIDTH, max(height, 0.3))
+    save(fig, path)
+
+
+def save(fig, path: Path):
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------ titles
+def section_title(section: str, runs: list[str], config: dict) -> str:
+    specs = config["runs"]
+    if section == "range_test":
+        test = {"start_lr": 1e-5, "end_lr": 10, "mode": "exponential", **(specs[runs[0]].get("range_test") or {})}
+        short = lambda v: re.sub(r"e([+-])0*(\d)", lambda m: f"e{m.group(1).replace('+', '')}{m.group(2)}", f"{v:g}")  # noqa: E731
+        mode = "" if test["mode"] == "exponential" else f" ({test['mode']})"
+        return f"LR range test {short(test['start_lr'])} to {short(test['end_lr'])}{mode}"
+    classes = list(dict.fromkeys(specs[r].get("scheduler", "range test") for r in runs))
+    if len(classes) == 1 and len(runs) > 1:
+        keys = [k for k in dict.fromkeys(k for r in runs for k in (specs[r].get("kwargs") or {}))
+                if len({repr((specs[r].get("kwargs") or {}).get(k)) for r in runs}) > 1]
+        if keys:
+            return f"{classes[0]}: different {', '.join(keys)}"
+    return " vs ".join(classes)
+
+
+# ------------------------------------------------------------------------------------ all figures
+def best_runs(tables: Tables) -> list[str]:
+    best = tables.best.sort_values("rank") if "rank" in tables.best else tables.best
+    return [str(r) for r in best["run"]]
+
+
+def draw_all(config: dict, tables: Tables, out: Path) -> list[Path]:
+    """Every figure of the report into `out`; returns their paths."""
+    plt.rcParams.update(STYLE)
+    out = Path(out)
+    colors = run_colors(config)
+    sections = dict(config["report"]["sections"])
+    written = []
+    for section, (lr_name, loss_name, legend_name) in SECTION_FIGURES.items():
+        if section == "best":
+            runs = best_runs(tables)
+            metric = config["report"].get("best_metric", "final_valid_loss").replace("_", " ")
+            title = f"best {len(runs)} by {metric}"
+            labels = {r: label(r, tables, prefix=f"#{i + 1} ") for i, r in enumerate(runs)}
+        else:
+            runs = list(sections[section])
+            title = section_title(section, runs, config)
+            labels = {r: label(r, tables) for r in runs}
+        draw_lr(runs, tables, colors, f"{title}: learning rate", out / f"{lr_name}.png", labels)
+        written.append(out / f"{lr_name}.png")
+        if section == "range_test":
+            draw_range_loss(runs, tables, colors, f"{title}: train & valid loss", out / f"{loss_name}.png", labels)
+        else:
+            draw_loss(runs, tables, colors, f"{title}: train & valid loss", out / f"{loss_name}.png", labels)
+        written.append(out / f"{loss_name}.png")
+        if legend_name:
+            draw_legend(runs, tables, colors, out / f"{legend_name}.png", labels)
+            written.append(out / f"{legend_name}.png")
+        if section == "best":
+            draw_loss(runs, tables, colors, f"{title}: test loss", out / f"{BEST_TEST_FIGURE}.png", labels,
+                      split="test", split_label="test loss")
+            written.append(out / f"{BEST_TEST_FIGURE}.png")
+    return written
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Draw every figure of the report.")
+    parser.add_argument("--tables", type=Path, required=True, help="folder of steps/evals/summary/best.csv")
+    parser.add_argument("--runs", type=Path, default=None, help="folder of the run folders (range-test suggestion.json)")
+    parser.add_argument("--config-json", required=True, help="the workflow config (at least `runs` and `report`) as JSON")
+    parser.add_argument("--out", type=Path, required=True, help="figures folder")
+    args = parser.parse_args(argv)
+    config = json.loads(args.config_json)
+    tables = Tables.read(args.tables, args.runs, list(config["report"]["sections"]["range_test"]))
+    for path in draw_all(config, tables, args.out):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()
