@@ -9,7 +9,7 @@ from lrstudy import schedules, train
 from lrstudy.config import run_spec
 from lrstudy.rangetest import range_lr
 
-from .util import default_config, prepared_digits  # noqa: F401
+from .util import default_config
 
 BATCH, EPOCHS = 64, 8  # 20 steps per epoch on the digits train split: 160 steps per run
 
@@ -29,10 +29,10 @@ def torch_reference(name, kwargs, lr, total_steps, steps_per_epoch, epochs):
 
 
 @pytest.mark.parametrize("run", [n for n, r in default_config()["runs"].items() if "scheduler" in r and "auto" not in r["kwargs"].values()])
-def test_recorded_lr_equals_torch(run, prepared_digits, tmp_path):
+def test_recorded_lr_equals_torch(run, digits_data, tmp_path):
     config = default_config()
     config.update(batch_size=BATCH, epochs=EPOCHS, eval_every=1000, checkpoint_every=0)
-    result = train.train(run_spec(config, run, 0), prepared_digits, tmp_path)
+    result = train.train(run_spec(config, run, 0), digits_data, tmp_path)
     steps = pd.read_csv(tmp_path / "steps.csv")
     spe = result["steps_per_epoch"]
     assert spe == 1293 // BATCH and len(steps) == spe * EPOCHS
@@ -43,11 +43,11 @@ def test_recorded_lr_equals_torch(run, prepared_digits, tmp_path):
     assert result["scheduler"]["class"] == config["runs"][run]["scheduler"]
 
 
-def test_range_test_lr_is_geometric_from_start_to_end(prepared_digits, tmp_path):
+def test_range_test_lr_is_geometric_from_start_to_end(digits_data, tmp_path):
     config = default_config()
     config.update(batch_size=BATCH, epochs=EPOCHS, eval_every=1000, checkpoint_every=0)
     config["runs"]["range_test"]["range_test"]["stop_factor"] = None
-    result = train.train(run_spec(config, "range_test", 0), prepared_digits, tmp_path)
+    result = train.train(run_spec(config, "range_test", 0), digits_data, tmp_path)
     lr = pd.read_csv(tmp_path / "steps.csv")["lr"].to_numpy()
     assert result["status"] in ("completed", "diverged")
     if result["status"] == "completed":

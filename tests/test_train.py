@@ -13,7 +13,7 @@ import pytest
 from lrstudy import data, train
 from lrstudy.config import run_spec
 
-from .util import ROOT, default_config, prepared_digits  # noqa: F401
+from .util import ROOT, default_config
 
 
 def short_spec(run="step", **changes):
@@ -28,8 +28,8 @@ def valid_losses(folder):
     return evals[evals["split"] == "valid"].sort_values("step")["loss"].to_numpy()
 
 
-def test_short_training_lowers_valid_loss(prepared_digits, tmp_path):
-    result = train.train(short_spec(), prepared_digits, tmp_path)
+def test_short_training_lowers_valid_loss(digits_data, tmp_path):
+    result = train.train(short_spec(), digits_data, tmp_path)
     losses = valid_losses(tmp_path)
     assert result["status"] == "completed" and result["steps"] == 3 * (1293 // 32)
     assert losses[-1] < 0.5 * losses[0]  # from ~2.30 (chance) to well below
@@ -51,18 +51,18 @@ OPTIMIZERS = {
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
-def test_each_optimizer_trains_lenet5_on_cpu(name, prepared_digits, tmp_path):
+def test_each_optimizer_trains_lenet5_on_cpu(name, digits_data, tmp_path):
     spec = short_spec(optimizer={"name": name, "kwargs": OPTIMIZERS[name]}, epochs=2)
-    result = train.train(spec, prepared_digits, tmp_path)
+    result = train.train(spec, digits_data, tmp_path)
     losses = valid_losses(tmp_path)
     assert result["status"] == "completed" and result["optimizer"]["name"] == name
     assert losses[-1] < losses[0]
 
 
-def test_tensorboard_event_files_load(prepared_digits, tmp_path):
+def test_tensorboard_event_files_load(digits_data, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    train.train(short_spec(tensorboard=True, epochs=1), prepared_digits, tmp_path)
+    train.train(short_spec(tensorboard=True, epochs=1), digits_data, tmp_path)
     events = EventAccumulator(str(tmp_path / "tensorboard"))
     events.Reload()
     tags = set(events.Tags()["scalars"])
@@ -71,10 +71,10 @@ def test_tensorboard_event_files_load(prepared_digits, tmp_path):
     assert [e.value for e in events.Scalars("lr")] == pytest.approx(steps["lr"].tolist(), rel=1e-6)
 
 
-def test_two_gloo_ranks_yield_one_runs_metrics(prepared_digits, tmp_path):
+def test_two_gloo_ranks_yield_one_runs_metrics(digits_data, tmp_path):
     spec = short_spec(procs=2, epochs=2, device="cpu")
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "lrstudy.train", "--spec", json.dumps(spec), "--data", str(prepared_digits), "--out", str(out)]
+    cmd = [sys.executable, "-m", "lrstudy.train", "--spec", json.dumps(spec), "--data", str(digits_data), "--out", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = json.loads((out / "run.json").read_text())

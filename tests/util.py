@@ -42,15 +42,3 @@ def write_config(path: Path, config: dict) -> Path:
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
-
-import pytest  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def prepared_digits(tmp_path_factory) -> Path:
-    """The default study's prepared digits file, made once per test session."""
-    from lrstudy.data import prepare
-
-    folder = tmp_path_factory.mktemp("data")
-    prepare(default_config()["dataset"], folder / "digits.pt", folder / "digits.json")
-    return folder / "digits.pt"

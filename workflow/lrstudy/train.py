@@ -112,21 +112,37 @@ class Checkpoints:
         if folder is None:
             return None
         state = torch.load(folder / "state.pt", weights_only=False)
-        if state["spec_hash"] != expected_hash:  # the config changed since: start afresh
-            print(f"ignoring checkpoint {folder}: it belongs to another configuration", file=sys.stderr)
+        if state["spec_hash"] != expected_hash:  # the config or the data changed since: start afresh
+            print(f"ignoring checkpoint {folder}: it belongs to another configuration or other data", file=sys.stderr)
             return None
         self.booster.load_model(model, str(folder / "model.pt"))
         self.booster.load_optimizer(optimizer, str(folder / "optimizer.pt"))
         self.booster.load_lr_scheduler(scheduler, str(folder / "scheduler.pt"))
         torch.set_rng_state(state["rng"]["torch"])
         random.setstate(state["rng"]["python"])
+        print(f"resuming from checkpoint {folder} (step {state['step']}, epoch {state['epoch']})", file=sys.stderr)
         return state
 
     def clear(self) -> None:
         if self.rank == 0:
+            # LATEST first: a kill half-way must not leave it naming a half-deleted folder
+            self.latest.unlink(missing_ok=True)
             for folder in self.out.glob("ckpt-*"):
                 shutil.rmtree(folder, ignore_errors=True)
-            self.latest.unlink(missing_ok=True)
+
+
+def data_fingerprint(path: Path) -> str:
+    """A hash of the prepared tensors (not of the file, whose bytes vary between preparations):
+    the spec names the dataset but not its split, and a checkpoint trained on other data must not
+    be resumed."""
+    import hashlib
+
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    digest = hashlib.sha256(json.dumps(payload["meta"], sort_keys=True).encode())
+    for split in ("train", "valid", "test"):
+        for key in ("x", "y"):
+            digest.update(payload[split][key].contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _barrier() -> None:
@@ -197,7 +213,7 @@ def train(spec: dict, data_path: Path, out: Path, bounds: dict | None = None, gp
     raw_model = model.unwrap() if hasattr(model, "unwrap") else model
 
     checkpoints = Checkpoints(out, booster, rank)
-    digest = spec_hash({**spec, "bounds": bounds})
+    digest = spec_hash({**spec, "bounds": bounds, "data": data_fingerprint(data_path)})
     state = checkpoints.load(model, optimizer, scheduler, digest) or {
         "step": 0, "epoch": 0, "steps": [], "evals": [], "smoother": Smoother(test["smooth_beta"] if test else 0.98), "best": math.inf,
     }

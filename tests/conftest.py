@@ -1,0 +1,190 @@
+"""Shared fixtures: the tiny test study, the prepared digits file, training jobs, workflow copies.
+
+Every training job runs as the `train` rule runs it (`python -m lrstudy.train --spec ...`), in a
+subprocess; most of its ~8 s is importing ColossalAI, so uninterrupted reference runs are cached
+per session by spec (`trainer.reference(spec)`) and can be started ahead (`trainer.prefetch`) to
+use both cores of CI.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .util import ROOT, SCHEMA
+
+TINY = Path(__file__).resolve().parent / "configs" / "tiny.yaml"
+DIGITS = {"name": "digits", "valid_fraction": 0.1, "test_fraction": 0.2, "split_seed": 0}
+JOB_TIMEOUT = 300  # seconds; a training job of the tiny study takes ~10
+
+
+# ------------------------------------------------------------------------------------ config
+def raw_config(path: Path = TINY, **overrides) -> dict:
+    """The YAML as written (no defaults filled), with top-level keys replaced by `overrides`;
+    `runs={name: run}` adds or replaces single runs."""
+    config = yaml.safe_load(Path(path).read_text())
+    runs = overrides.pop("runs", {})
+    config.update(copy.deepcopy(overrides))
+    config["runs"].update(copy.deepcopy(runs))
+    return config
+
+
+def validated(config: dict) -> dict:
+    """The config as the workflow sees it: checked against the schema, defaults filled in."""
+    from snakemake.utils import validate
+
+    config = copy.deepcopy(config)
+    validate(config, str(SCHEMA))
+    return config
+
+
+def study_config(path: Path = TINY, **overrides) -> dict:
+    return validated(raw_config(path, **overrides))
+
+
+LONG = {"epochs": 8, "eval_every": 20}  # 320 steps, ~3 s of training: time to kill a job between checkpoints
+
+
+def long_config(**overrides) -> dict:
+    """The tiny study run longer (LONG); the resume and determinism tests share its runs."""
+    return study_config(**{**LONG, **overrides})
+
+
+def spec_of(config: dict, run: str, seed: int = 0, **overrides) -> dict:
+    """The spec the `train` rule passes for (run, seed) (lrstudy.config.run_spec), plus overrides."""
+    from lrstudy.config import run_spec
+
+    return {**run_spec(config, run, seed), **overrides}
+
+
+@pytest.fixture
+def tiny_config() -> dict:
+    """tests/configs/tiny.yaml, validated (a fresh copy per test)."""
+    return study_config()
+
+
+# ------------------------------------------------------------------------------ environment
+def job_env() -> dict:
+    """The environment of a job: this venv's python first on PATH (rules call plain `python`),
+    this tree's package first on PYTHONPATH."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "workflow"), env.get("PYTHONPATH")]))
+    return env
+
+
+@pytest.fixture(scope="session")
+def digits_data(tmp_path_factory) -> Path:
+    """The prepared digits file (`python -m lrstudy.data`), made once per session."""
+    folder = tmp_path_factory.mktemp("data")
+    out, manifest = folder / "digits.pt", folder / "digits.json"
+    subprocess.run(
+        [sys.executable, "-m", "lrstudy.data", "--dataset", json.dumps(DIGITS), "--out", str(out), "--manifest", str(manifest)],
+        check=True, env=job_env(), capture_output=True, timeout=JOB_TIMEOUT,
+    )
+    return out
+
+
+# --------------------------------------------------------------------------------- training
+class Job:
+    """A running `python -m lrstudy.train`, its stderr in out/../<name>.stderr."""
+
+    def __init__(self, spec: dict, out: Path, command: list[str], **popen):
+        self.spec, self.out = spec, out
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.log = out.parent / f"{out.name}.stderr"
+        with open(self.log, "w") as handle:
+            self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=handle, env=job_env(), **popen)
+
+    @property
+    def stderr(self) -> str:
+        return self.log.read_text()
+
+    def wait(self, check: bool = True) -> "Job":
+        try:
+            self.proc.wait(timeout=JOB_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+        if check and self.proc.returncode != 0:
+            raise AssertionError(f"training job for {self.out} exited {self.proc.returncode}:\n{self.stderr[-4000:]}")
+        return self
+
+
+class Trainer:
+    def __init__(self, data: Path, root: Path):
+        self.data, self.root = data, root
+        self._references: dict[str, Job] = {}
+
+    def command(self, spec: dict, out: Path, data: Path | None = None) -> list[str]:
+        """The `train` rule's command line (without --suggestion), on the session's digits file."""
+        data = data or self.data
+        return [sys.executable, "-m", "lrstudy.train", "--spec", json.dumps(spec), "--data", str(data), "--out", str(out)]
+
+    def start(self, spec: dict, out: Path, data: Path | None = None, **popen) -> Job:
+        return Job(spec, Path(out), self.command(spec, Path(out), data), **popen)
+
+    def run(self, spec: dict, out: Path, data: Path | None = None) -> Job:
+        return self.start(spec, out, data).wait()
+
+    def _key(self, spec: dict) -> str:
+        from lrstudy.config import spec_hash
+
+        return spec_hash(spec)
+
+    def prefetch(self, *specs: dict) -> None:
+        """Start the uninterrupted reference runs of `specs` in the background."""
+        for spec in specs:
+            key = self._key(spec)
+            if key not in self._references:
+                self._references[key] = self.start(spec, self.root / "references" / f"{spec['run']}-seed{spec['seed']}-{key}")
+
+    def reference(self, spec: dict) -> Path:
+        """The run folder of one uninterrupted run of `spec` (shared by the session: treat as read-only)."""
+        self.prefetch(spec)
+        return self._references[self._key(spec)].wait().out
+
+    def close(self) -> None:
+        """Stop the references nobody waited for (a test failed before it needed them)."""
+        for job in self._references.values():
+            if job.proc.poll() is None:
+                job.proc.kill()
+                job.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def trainer(digits_data, tmp_path_factory):
+    trainer = Trainer(digits_data, tmp_path_factory.mktemp("train"))
+    yield trainer
+    trainer.close()
+
+
+# ------------------------------------------------------------------------------ the workflow
+@pytest.fixture
+def workflow_copy(tmp_path):
+    """make(config) -> a folder holding Snakefile, workflow/, envs/, report_template/, slurm/ and config/config.yaml = `config`
+    (a raw config dict, as written in YAML), for running Snakemake on it with `snakemake_cmd`."""
+
+    def make(config: dict, folder: Path | None = None) -> Path:
+        folder = folder or tmp_path / "study"
+        ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+        for name in ("workflow", "envs", "report_template", "slurm"):
+            shutil.copytree(ROOT / name, folder / name, ignore=ignore)
+        shutil.copy(ROOT / "Snakefile", folder / "Snakefile")
+        (folder / "config").mkdir()
+        (folder / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        return folder
+
+    return make
+
+
+def snakemake_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "snakemake", *args]

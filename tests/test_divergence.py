@@ -1,0 +1,106 @@
+"""Diverged runs: a range test stops where its smoothed loss passes stop_factor x its best, any run
+stops at a non-finite loss; both end with status `diverged`, complete files, and never win `best`."""
+
+import csv
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from lrstudy import aggregate
+
+from .conftest import spec_of, study_config
+
+pytestmark = pytest.mark.slow
+
+RANGE_TEST = "range_test"  # tiny.yaml: 1e-3 to 1e3 over 400 steps, stop_factor 4 (default)
+RUNS = {
+    # lr 0.1 for 60 steps (it learns), then 1e3: the loss overflows to NaN
+    "blowup": {"scheduler": "StepLR", "kwargs": {"step_size": 60, "gamma": 1.0e4}},
+    # completes, and learns slowly: its best valid loss stays above blowup's
+    "slow": {"scheduler": "ExponentialLR", "kwargs": {"gamma": 1.0}, "optimizer": {"name": "SGD", "kwargs": {"lr": 0.005}}},
+    # the range test without stop_factor
+    "range_nostop": {"range_test": {"start_lr": 1.0e-3, "end_lr": 1.0e3, "steps": 400, "stop_factor": None}},
+}
+
+
+@pytest.fixture(scope="module")
+def specs(trainer):
+    config = study_config(runs=RUNS)
+    specs = {name: spec_of(config, name, 0) for name in (RANGE_TEST, *RUNS)}
+    trainer.prefetch(*specs.values())
+    return specs
+
+
+def read(folder):
+    steps = list(csv.DictReader(open(folder / "steps.csv")))
+    evals = list(csv.DictReader(open(folder / "evals.csv")))
+    return json.loads((folder / "run.json").read_text()), steps, evals
+
+
+def running_best(smoothed):
+    best, out = math.inf, []
+    for value in smoothed:
+        best = min(best, value) if math.isfinite(value) else best
+        out.append(best)
+    return out
+
+
+def assert_complete_files(meta, steps, evals):
+    assert [int(row["step"]) for row in steps] == list(range(len(steps))) == list(range(meta["steps"]))
+    # evaluated at the start and where the run stopped, both splits
+    assert {(int(r["step"]), r["split"]) for r in evals} >= {(0, "valid"), (0, "test")}
+    last_eval = max(int(r["step"]) for r in evals)
+    assert last_eval >= len(steps) and {r["split"] for r in evals if int(r["step"]) == last_eval} == {"valid", "test"}
+
+
+def test_range_test_stops_at_stop_factor_times_its_best(trainer, specs):
+    spec = specs[RANGE_TEST]
+    assert spec["range_test"]["end_lr"] == 1e3 and spec["range_test"]["stop_factor"] == 4
+    meta, steps, evals = read(trainer.reference(spec))
+    assert meta["status"] == "diverged" and meta["steps"] < meta["total_steps"] == 400
+    assert_complete_files(meta, steps, evals)
+    smoothed = [float(r["smoothed_loss"]) for r in steps]
+    best = running_best(smoothed)
+    stopped = [i for i, (s, b) in enumerate(zip(smoothed, best)) if not math.isfinite(s) or s > 4 * b]
+    assert stopped and stopped[0] == len(steps) - 1, "the last row is the first one past 4 x best"
+
+
+def test_range_test_without_stop_factor_runs_its_full_length(trainer, specs):
+    meta, steps, evals = read(trainer.reference(specs["range_nostop"]))
+    smoothed = [float(r["smoothed_loss"]) for r in steps]
+    # it would have stopped with stop_factor 4 ...
+    assert any(s > 4 * b for s, b in zip(smoothed, running_best(smoothed)))
+    # ... and without one runs all its steps, since its loss stays finite
+    assert all(math.isfinite(float(r["train_loss"])) for r in steps)
+    assert meta["status"] == "completed" and meta["steps"] == meta["total_steps"] == len(steps) == 400
+    assert_complete_files(meta, steps, evals)
+
+
+def test_non_finite_loss_diverges_a_scheduled_run(trainer, specs):
+    meta, steps, evals = read(trainer.reference(specs["blowup"]))
+    losses = [float(r["train_loss"]) for r in steps]
+    assert meta["status"] == "diverged" and 60 < meta["steps"] < meta["total_steps"]
+    assert not math.isfinite(losses[-1]) and all(map(math.isfinite, losses[:-1])), "stops at the first non-finite loss"
+    assert_complete_files(meta, steps, evals)
+
+
+@pytest.mark.parametrize("metric", aggregate.METRICS)
+def test_aggregate_takes_diverged_runs_and_never_picks_them(trainer, specs, tmp_path, metric):
+    names = (RANGE_TEST, "blowup", "slow")
+    files = [trainer.reference(specs[name]) / "run.json" for name in names]
+    aggregate.main([*map(str, files), "--out", str(tmp_path), "--target", "1.0", "--best-metric", metric, "--best-count", "3"])
+    summary = pd.read_csv(tmp_path / "summary.csv").set_index("run")
+    assert list(summary.index) == list(names)
+    assert summary.loc[RANGE_TEST, "status"] == summary.loc["blowup", "status"] == "diverged"
+    assert summary.loc["slow", "status"] == "completed"
+    if metric == "best_valid_loss":  # finite and better for the diverged run: only its status excludes it
+        assert summary.loc["blowup", metric] < summary.loc["slow", metric]
+    best = pd.read_csv(tmp_path / "best.csv")
+    assert list(best["run"]) == ["slow"]
+    tables = {name: pd.read_csv(tmp_path / f"{name}.csv") for name in ("steps", "evals")}
+    for name in names:
+        meta, steps, evals = read(trainer.reference(specs[name]))
+        assert (tables["steps"]["run"] == name).sum() == len(steps) == meta["steps"]
+        assert (tables["evals"]["run"] == name).sum() == len(evals)

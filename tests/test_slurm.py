@@ -1,0 +1,71 @@
+"""The study through `snakemake --profile slurm` on a real SLURM (started by .ci/slurm.sh)."""
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from .util import ROOT, snakemake
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+
+def slurm_up() -> str | None:
+    """None when a controller answers, else why not."""
+    if not shutil.which("sinfo"):
+        return "SLURM is not installed (no sinfo on PATH); `.ci/slurm.sh start` installs and starts it"
+    ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True)
+    if ping.returncode != 0 or "UP" not in ping.stdout:
+        return f"no SLURM controller answers (`scontrol ping`: {ping.stdout.strip() or ping.stderr.strip()}); run `.ci/slurm.sh start`"
+    return None
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    reason = slurm_up()
+    if reason and os.environ.get("CI") == "true":
+        pytest.fail(f"CI must run the SLURM test: {reason}")
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def study(cluster, tmp_path_factory):
+    """The tiny study, run in a copy of the workflow exactly as a user types it there."""
+    work = tmp_path_factory.mktemp("slurm-study")
+    for name in ("Snakefile", "workflow", "config", "slurm", "report_template", "envs"):
+        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy
+        copy(ROOT / name, work / name)
+    shutil.copy(ROOT / "tests" / "configs" / "tiny.yaml", work / "tiny.yaml")
+    # device auto: the SLURM executor plans a GPU per training job although this node has none.
+    proc = snakemake("--profile", "slurm", "--configfile", "tiny.yaml", "--config", "device=auto", cwd=work, timeout=1500)
+    return work, proc
+
+
+def test_the_study_runs_through_sbatch_and_reports(study):
+    work, proc = study
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-6000:]
+    assert (work / "results" / "report" / "report.md").stat().st_size > 0
+    assert (work / "results" / "tables" / "summary.csv").is_file()
+    slurm_logs = work / ".snakemake" / "slurm_logs"
+    assert sorted(p.name for p in slurm_logs.iterdir()) == ["rule_train"]  # everything else ran locally
+    text = proc.stdout + proc.stderr
+    assert "--gpus=1" in text or "gpus=1" in text
+
+
+def test_each_training_job_got_its_own_gpu_from_slurm(study):
+    work, proc = study
+    assert proc.returncode == 0
+    runs = [json.loads(p.read_text()) for p in (work / "results" / "runs").glob("*/seed*/run.json")]
+    assert len(runs) == 5
+    for run in runs:
+        assert run["host"]["slurm_job_id"], run["run"]
+        assert run["host"]["cuda_visible_devices"] in ("0", "1"), run["host"]
+    # Jobs that trained at the same time never shared a GPU.
+    spans = [(r["loop_started_at"], r["loop_started_at"] + r["loop_seconds"], r["host"]["cuda_visible_devices"]) for r in runs]
+    for i, (a0, a1, ga) in enumerate(spans):
+        for b0, b1, gb in spans[i + 1 :]:
+            if a0 < b1 and b0 < a1:
+                assert ga != gb

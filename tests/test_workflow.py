@@ -1,0 +1,79 @@
+"""The workflow as a user runs it: the DAG, lint, and whole studies end to end."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+
+from .conftest import raw_config, snakemake_cmd
+from .util import ROOT, VENV_BIN, snakemake
+
+
+def test_dry_run_builds_the_default_dag():
+    proc = snakemake("-n", "--forceall", "--nolock", "--quiet", "rules")  # the whole DAG, whatever results/ holds
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    counts = dict(line.split()[:2] for line in proc.stdout.splitlines() if line.strip() and line.split()[-1].isdigit() and len(line.split()) == 2)
+    assert int(counts["train"]) == len(config["runs"]) * len(config.get("seeds", [0]))
+    assert int(counts["suggest_lr"]) == sum("range_test" in r for r in config["runs"].values())
+    for rule in ("prepare_data", "aggregate", "combine_suggestions", "plot_figures", "render_report", "all"):
+        assert int(counts[rule]) == 1
+
+
+def test_lint_is_clean():
+    proc = snakemake("--lint")
+    assert proc.returncode == 0 and "Lints for" not in proc.stdout + proc.stderr, proc.stdout[-3000:]
+
+
+def test_snakefmt_is_clean():
+    files = ["Snakefile", *map(str, sorted((ROOT / "workflow" / "rules").glob("*.smk")))]
+    proc = subprocess.run([str(VENV_BIN / "snakefmt"), "--check", *files], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def run_study(folder, *args, timeout=1200):
+    proc = subprocess.run(snakemake_cmd("--cores", "2", *args), cwd=folder, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
+    return proc
+
+
+@pytest.mark.slow
+def test_default_study_finishes_with_a_row_per_run_and_seed(workflow_copy, tmp_path):
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    folder = workflow_copy(config)
+    run_study(folder)
+    summary = pd.read_csv(folder / "results" / "tables" / "summary.csv")
+    want = {(run, seed) for run in config["runs"] for seed in config.get("seeds", [0])}
+    assert set(zip(summary["run"], summary["seed"])) == want and len(summary) == len(want)
+    assert (folder / "results" / "report" / "report.md").stat().st_size > 0
+    best = pd.read_csv(folder / "results" / "tables" / "best.csv")
+    assert len(best) == 3 and not set(best["run"]) & {"range_test"}
+    # `auto` runs trained with the range test's bounds
+    bounds = json.loads((folder / "results" / "runs" / "range_test" / "suggestion.json").read_text())["bounds"]
+    run = json.loads((folder / "results" / "runs" / "onecycle_auto" / "seed0" / "run.json").read_text())
+    assert run["scheduler"]["kwargs"]["max_lr"] == bounds["max_lr"] and run["scheduler"]["config_kwargs"]["max_lr"] == "auto"
+
+
+@pytest.mark.slow
+def test_diverging_range_test_and_auto_bounds_flow_into_the_report(workflow_copy):
+    """A range test up to LR 1e3 ends `diverged`; aggregation, figures and report still succeed, and
+    the `auto` run's code line in the report shows the bounds it trained with."""
+    config = raw_config(runs={"range_test": {"range_test": {"start_lr": 1.0e-3, "end_lr": 1000, "steps": 240}}})
+    folder = workflow_copy(config)
+    run_study(folder)
+    results = folder / "results"
+    range_run = json.loads((results / "runs" / "range_test" / "seed0" / "run.json").read_text())
+    assert range_run["status"] == "diverged" and range_run["steps"] < 240
+    summary = pd.read_csv(results / "tables" / "summary.csv")
+    assert summary.set_index("run").loc["range_test", "status"] == "diverged"
+    bounds = json.loads((results / "runs" / "range_test" / "suggestion.json").read_text())["bounds"]
+    auto = json.loads((results / "runs" / "cyclic_auto" / "seed0" / "run.json").read_text())
+    assert auto["scheduler"]["kwargs"]["base_lr"] == bounds["base_lr"] and auto["scheduler"]["kwargs"]["max_lr"] == bounds["max_lr"]
+    from lrstudy.schedules import format_value
+
+    text = (results / "report" / "report.md").read_text()
+    assert f"CyclicLR(optimizer, base_lr={format_value(bounds['base_lr'])}, max_lr={format_value(bounds['max_lr'])}" in text
+    assert all(p.stat().st_size > 0 for p in (results / "report" / "images").glob("*.png"))
