@@ -53,7 +53,7 @@ def check_duplicate_keys(paths) -> None:
             raise ConfigError(error.key, f"{error} in {path}") from None
 
 
-def validate(config, configfiles=(), executor: str = "local", local_gpus: int = 0) -> None:
+def validate(config, configfiles=(), executor: str | None = "local", local_gpus: int = 0) -> None:
     """All the checks the DAG build runs: Snakemake's schema validation (filling in defaults),
     duplicate keys in the config files, then `check`. Raises ConfigError naming the key."""
     from snakemake.utils import validate as schema_validate
@@ -105,8 +105,9 @@ def world_size(config, device: str) -> int:
     return config["gpus"] if device == "cuda" else config["procs"]
 
 
-def check(config, executor: str = "local", local_gpus: int = 0) -> None:
-    """Raise ConfigError (naming the key) for anything the schema cannot see."""
+def check(config, executor: str | None = "local", local_gpus: int = 0) -> None:
+    """Raise ConfigError (naming the key) for anything the schema cannot see. With executor None
+    the device checks are left out (the workflow runs them once it knows its executor)."""
     runs = config["runs"]
     for name, run in runs.items():
         key = f"runs.{name}"
@@ -133,7 +134,8 @@ def check(config, executor: str = "local", local_gpus: int = 0) -> None:
         if config.get("auto_from") and config["auto_from"] not in tests:
             raise ConfigError("auto_from", f"{config['auto_from']!r} is not a range-test run; range tests: {', '.join(tests)}")
     check_report(config)
-    check_device(config, executor, local_gpus)
+    if executor is not None:
+        check_device(config, executor, local_gpus)
     check_dataset(config["dataset"])
 
 

@@ -15,26 +15,43 @@ shell.prefix(
     f"set -euo pipefail; export PYTHONPATH={workflow.basedir}/workflow${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
 )
 
-EXECUTOR = (
-    "slurm" if "slurm" in getattr(workflow.executor_plugin, "name", "") else "local"
-)
 LOCAL_GPUS = 0 if config.get("device") == "cpu" else len(visible_gpu_ids())
 # Snakemake's validate() against workflow/schemas/config.schema.yaml, then the checks that need
-# torch or the whole config; every error names its config key.
-study.validate(config, workflow.configfiles, EXECUTOR, LOCAL_GPUS)
+# torch or the whole config; every error names its config key. The device checks wait for the
+# DAG (`device_plan` below): only then does Snakemake know its executor.
+study.validate(config, workflow.configfiles, executor=None, local_gpus=LOCAL_GPUS)
 
 DATASET = config["dataset"]["name"]
 RUNS = list(config["runs"])
 RANGE_RUNS = study.range_runs(config)
 SEEDS = config["seeds"]
-JOB_GPUS = study.job_gpus(config, EXECUTOR, LOCAL_GPUS)
-JOB_RANKS = study.world_size(config, study.device_plan(config, EXECUTOR, LOCAL_GPUS))
 
 
 wildcard_constraints:
     run="[A-Za-z0-9][A-Za-z0-9_.-]*",
     seed=r"\d+",
     dataset="[a-z_0-9]+",
+
+
+def executor():
+    """`slurm` under the SLURM executor (also inside its jobs), else `local`. Known once the DAG is
+    built, which is when Snakemake evaluates the resource functions below."""
+    name = getattr(workflow.executor_plugin, "name", None) or ""
+    return "slurm" if "slurm" in name else "local"
+
+
+def device_plan():
+    """The device the training jobs plan for (see lrstudy.config.device_plan), checked once."""
+    study.check_device(config, executor(), LOCAL_GPUS)
+    return study.device_plan(config, executor(), LOCAL_GPUS)
+
+
+def train_gpus(wildcards):
+    return config["gpus"] if device_plan() == "cuda" else 0
+
+
+def train_threads(wildcards):
+    return config["threads"] * study.world_size(config, device_plan())
 
 
 def run_dir(run, seed):

@@ -10,9 +10,9 @@ rule train:
         "results/logs/train/{run}/seed{seed}.log",
     conda:
         "../../envs/lrstudy.yaml"
-    threads: config["threads"] * JOB_RANKS
+    threads: train_threads
     resources:
-        gpu=JOB_GPUS,
+        gpu=train_gpus,
         mem_mb=config["mem_mb"],
         runtime=lambda wc, attempt: config["runtime"] * attempt,
     params:

@@ -1,0 +1,535 @@
+"""Benchmark of the training path against plain PyTorch and the source's DataLoader pipeline.
+
+    python -m lrstudy.bench [--steps 200] [--repeats 5] [--threads 1] [--out results/bench/bench.json]
+
+Measured in one process, in interleaved rounds (every kind once per round, the order reversed
+on every other round), warm-up excluded, the median over rounds reported:
+
+  plain      a plain PyTorch loop: LeNet5, SGD, CrossEntropyLoss, index-gather batches from
+             in-memory tensors (a fresh permutation every epoch)
+  ours       lrstudy.train.train() itself, ColossalAI's Booster + OptimizerWrapper included: two
+             runs of E1 and E2 epochs, ms/step = (loop_seconds(E2) - loop_seconds(E1)) / steps
+             between them, so set-up and the first and last evaluations cancel out
+  loader     the same train.train() fed by the source-style pipeline: torchvision's MNIST dataset
+             (IDX files written from the digits data) with per-sample Resize(32), ToTensor(),
+             Normalize through a DataLoader (num_workers=0); differenced the same way
+  mem-input  the in-memory input path alone (permutation + gather; samples/s, no model)
+  dl-input   the DataLoader input path alone
+
+at each batch size, then job start-up (process launch to the first training step of
+`python -m lrstudy.train` as the rule runs it, from run.json's loop_started_at) beside the floor
+`python -c "import torch; from colossalai.booster import Booster"`, and (full mode) the 2-rank CPU
+cost: train at procs=2 (torchrun, gloo) vs procs=1.
+
+The `ours` and `loader` runs measure the training step: evaluation and checkpoints are switched off
+inside the measured span (eval_every beyond the run, checkpoint_every 0); the row `configured`
+adds them back as the config sets them, to show what they cost per step.
+
+Ratios (and start-up minus floor) are medians of the per-round ratios (differences): the two
+measurements of a round ran next to each other, so a burst of load from other processes on the
+machine hits both. The JSON (--out) holds every repeat, the machine and the spec.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lrstudy import data, io, models
+
+REPO = Path(__file__).resolve().parents[2]
+KINDS = ("plain", "ours", "loader", "configured", "mem_input", "dl_input")
+NEVER = 10**9  # an eval_every no run reaches: evaluation only at step 0 and at the end
+
+
+# ------------------------------------------------------------------------------------ the inputs
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """An uncompressed IDX file of unsigned bytes (the MNIST format data.read_idx reads)."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    path.write_bytes(header + array.tobytes())
+
+
+def write_mnist(root: Path, prepared: dict) -> Path:
+    """MNIST-format raw files from the prepared digits (uint8 32x32 -> 28x28, as MNIST ships)."""
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        x = prepared[split]["x"].float()
+        x28 = F.interpolate(x, size=(28, 28), mode="bilinear", antialias=True, align_corners=False)
+        images = x28.round().clamp(0, 255).to(torch.uint8)[:, 0].numpy()
+        labels = prepared[split]["y"].numpy().astype(np.uint8)
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
+        back = data.read_idx(raw / f"{prefix}-images-idx3-ubyte")
+        assert back.shape == images.shape and (back == images).all(), "IDX round trip failed"
+    return root
+
+
+def source_loader(root: Path, meta: dict, batch: int):
+    """The source template's pipeline: MNIST + per-sample Resize/ToTensor/Normalize + DataLoader."""
+    from torchvision import datasets, transforms
+
+    transform = transforms.Compose([transforms.Resize(32), transforms.ToTensor(), transforms.Normalize(meta["mean"], meta["std"])])
+    dataset = datasets.MNIST(str(root), train=True, download=False, transform=transform)
+    return torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=True, num_workers=0)
+
+
+class LoaderFed:
+    """Stands in for the train tensors inside train.train(): `x[index]` draws the DataLoader's next
+    batch (the index only sets the size), `y[index]` returns that batch's labels. One DataLoader
+    epoch is one train() epoch (both drop the last partial batch)."""
+
+    def __init__(self, loader, size: int):
+        self.loader, self.size, self.batches, self.labels = loader, size, None, None
+        self.y = _Labels(self)
+
+    def __len__(self):
+        return self.size
+
+    def __getitem__(self, index):
+        if self.batches is None:
+            self.batches = iter(self.loader)
+        try:
+            images, self.labels = next(self.batches)
+        except StopIteration:
+            self.batches = iter(self.loader)
+            images, self.labels = next(self.batches)
+        if len(images) != len(index):
+            raise RuntimeError(f"DataLoader batch of {len(images)} where train() asked for {len(index)}")
+        return images
+
+
+class _Labels:
+    def __init__(self, owner: LoaderFed):
+        self.owner = owner
+
+    def __len__(self):
+        return self.owner.size
+
+    def __getitem__(self, index):
+        return self.owner.labels
+
+
+@contextlib.contextmanager
+def fed_by(loader):
+    """train.train() loads its data through data.load_prepared: hand it the DataLoader-fed split."""
+    original = data.load_prepared
+
+    def load(path, device="cpu"):
+        dataset = original(path, device)
+        fed = LoaderFed(loader, len(dataset["train"][0]))
+        dataset["train"] = (fed, fed.y)
+        return dataset
+
+    data.load_prepared = load
+    try:
+        yield
+    finally:
+        data.load_prepared = original
+
+
+# -------------------------------------------------------------------------------- the measurements
+def plain_seconds(x, y, num_classes: int, spec: dict, steps: int, warmup: int) -> float:
+    """Seconds for `steps` steps of a plain PyTorch loop (after `warmup` steps)."""
+    batch = spec["batch_size"]
+    steps_per_epoch = len(x) // batch
+    torch.manual_seed(spec["seed"])
+    model = models.LeNet5(x.shape[1], num_classes)
+    optimizer = getattr(torch.optim, spec["optimizer"]["name"])(model.parameters(), **spec["optimizer"].get("kwargs", {}))
+    criterion = torch.nn.CrossEntropyLoss()
+    model.train()
+
+    def run(n):
+        done = 0
+        while done < n:
+            order = torch.randperm(len(x))
+            for b in range(steps_per_epoch):
+                if done == n:
+                    break
+                index = order[b * batch : (b + 1) * batch]
+                loss = criterion(model(x[index]), y[index])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                done += 1
+        loss.item()
+
+    run(warmup)
+    started = time.perf_counter()
+    run(steps)
+    return time.perf_counter() - started
+
+
+def train_loop_seconds(spec: dict, data_path: Path, work: Path, epochs: int, loader=None) -> tuple[float, int]:
+    """(loop_seconds, steps) of one in-process train.train() run of `epochs` epochs."""
+    from lrstudy import train
+
+    out = Path(tempfile.mkdtemp(prefix="run-", dir=work))
+    with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink), (fed_by(loader) if loader else contextlib.nullcontext()):
+        result = train.train({**spec, "epochs": epochs}, data_path, out)
+    if result["status"] != "completed":
+        raise RuntimeError(f"benchmark run {out} ended {result['status']}")
+    return result["loop_seconds"], result["steps"]
+
+
+def differenced(spec, data_path, work, short: int, long: int, loader=None) -> tuple[float, int]:
+    """Seconds and steps between a `short`- and a `long`-epoch run of train.train()."""
+    s1, n1 = train_loop_seconds(spec, data_path, work, short, loader)
+    s2, n2 = train_loop_seconds(spec, data_path, work, long, loader)
+    return s2 - s1, n2 - n1
+
+
+def input_seconds(next_batch, batches: int, min_seconds: float) -> tuple[float, int]:
+    """Seconds and samples for at least `batches` batches and `min_seconds` of an input path."""
+    samples, started = 0, time.perf_counter()
+    while True:
+        for _ in range(batches):
+            samples += len(next_batch()[1])
+        elapsed = time.perf_counter() - started
+        if elapsed >= min_seconds:
+            return elapsed, samples
+
+
+def memory_batches(x, y, batch: int):
+    """The in-memory input path of train(): a permutation per epoch, then index gathers."""
+    state = {"order": None, "b": 0}
+    steps_per_epoch = len(x) // batch
+
+    def next_batch():
+        if state["order"] is None or state["b"] == steps_per_epoch:
+            state["order"], state["b"] = torch.randperm(len(x)), 0
+        index = state["order"][state["b"] * batch : (state["b"] + 1) * batch]
+        state["b"] += 1
+        return x[index], y[index]
+
+    return next_batch
+
+
+def loader_batches(loader):
+    state = {"it": iter(loader)}
+
+    def next_batch():
+        try:
+            return next(state["it"])
+        except StopIteration:
+            state["it"] = iter(loader)
+            return next(state["it"])
+
+    return next_batch
+
+
+def launch_train(spec: dict, data_path: Path, out: Path, log: Path) -> tuple[float, dict]:
+    """Run `python -m lrstudy.train` as the rule does; returns (launch time, run.json)."""
+    command = [sys.executable, "-m", "lrstudy.train", "--spec", json.dumps(spec), "--data", str(data_path), "--out", str(out)]
+    with open(log, "w") as handle:
+        launched = time.time()
+        code = subprocess.run(command, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT).returncode
+    if code:
+        raise RuntimeError(f"python -m lrstudy.train exited {code}; its log ends:\n{log.read_text()[-3000:]}")
+    return launched, json.loads((out / "run.json").read_text())
+
+
+FLOOR = "import torch; from colossalai.booster import Booster"
+
+
+def floor_seconds() -> float:
+    """Launch to the end of the floor's imports (the process prints the time then; its exit, which
+    the training job's start-up does not include either, is left out)."""
+    launched = time.time()
+    done = subprocess.run([sys.executable, "-c", FLOOR + "; import time; print(repr(time.time()))"], check=True, capture_output=True, text=True)
+    return float(done.stdout.strip().splitlines()[-1]) - launched
+
+
+# --------------------------------------------------------------------------------------- the setup
+def rule_spec(config_path: Path, run: str | None, device: str, threads: int) -> dict:
+    """The spec the training rule passes (config + schema defaults, lrstudy.config.run_spec)."""
+    import yaml
+    from snakemake.utils import validate
+
+    from lrstudy import config as study
+
+    config = yaml.safe_load(config_path.read_text())
+    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"), set_default=True)
+    run = run or next(name for name in config["runs"] if name not in study.range_runs(config))
+    spec = study.run_spec(config, run, config["seeds"][0])
+    return {**spec, "device": device, "threads": threads, "procs": 1, "gpus": 1}
+
+
+def machine() -> dict:
+    model = None
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu_model": model or platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "versions": io.versions(),
+        "host": io.host(),
+    }
+
+
+def median_row(seconds: list[float], steps: list[int], batch: int) -> dict:
+    ms = [1000 * s / n for s, n in zip(seconds, steps)]
+    med = statistics.median(ms)
+    return {"ms_per_step": med, "samples_per_s": 1000 * batch / med, "repeats_ms_per_step": ms, "steps": steps}
+
+
+def input_row(seconds: list[float], samples: list[int], batch: int) -> dict:
+    rates = [n / s for s, n in zip(seconds, samples)]
+    med = statistics.median(rates)
+    return {"samples_per_s": med, "ms_per_batch": 1000 * batch / med, "repeats_samples_per_s": rates}
+
+
+# ---------------------------------------------------------------------------------------- the bench
+def bench(args) -> dict:
+    torch.set_num_threads(args.threads)
+    base = rule_spec(args.config, args.run, args.device, args.threads)
+    measured = {**base, "eval_every": NEVER, "checkpoint_every": 0, "tensorboard": False}
+    report = {"machine": machine(), "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, "spec": base}
+    report["loadavg_before"] = list(os.getloadavg())
+
+    with tempfile.TemporaryDirectory(prefix="lrstudy-bench-") as tmp:
+        work = Path(tmp)
+        data_path = work / "digits.pt"
+        data.prepare(base_dataset(args.config), data_path, work / "digits.json")
+        prepared = torch.load(data_path, weights_only=True)
+        meta = prepared["meta"]
+        mnist_root = write_mnist(work / "mnist", prepared)
+        loaded = data.load_prepared(data_path, "cpu")
+        x, y = loaded["train"]
+        report["dataset"] = {"name": meta["dataset"], "train_samples": len(x)}
+
+        plans, rows = {}, {}
+        for batch in args.batch_sizes:
+            steps_per_epoch = len(x) // batch
+            extra = max(1, round(args.steps / steps_per_epoch))  # epochs between the short and long run
+            loader = source_loader(mnist_root, meta, batch)
+            plans[batch] = {"spec": {**measured, "batch_size": batch}, "config_spec": {**base, "batch_size": batch}, "extra": extra, "steps": extra * steps_per_epoch, "loader": loader}
+            rows[batch] = {k: ([], []) for k in KINDS}
+
+        def measure(kind: str, batch: int, warm: bool = False):
+            plan = plans[batch]
+            spec, steps = plan["spec"], plan["steps"]
+            short, long = 1, 1 + (1 if warm else plan["extra"])
+            if kind == "plain":
+                return plain_seconds(x, y, meta["num_classes"], spec, steps if not warm else 2, warmup=len(x) // batch), (steps if not warm else 2)
+            if kind == "ours":
+                return differenced(spec, data_path, work, short, long)
+            if kind == "loader":
+                return differenced(spec, data_path, work, short, long, plan["loader"])
+            if kind == "configured":
+                return differenced(plan["config_spec"], data_path, work, short, long)
+            if kind == "mem_input":
+                return input_seconds(memory_batches(x, y, batch), steps, 0.0 if warm else args.min_input_seconds)
+            if kind == "dl_input":
+                return input_seconds(loader_batches(plan["loader"]), steps if not warm else 2, 0.0 if warm else args.min_input_seconds)
+            raise ValueError(kind)
+
+        log(f"warm-up ({', '.join(KINDS)} at batch {', '.join(map(str, args.batch_sizes))})")
+        for batch in args.batch_sizes:
+            for kind in KINDS:
+                measure(kind, batch, warm=True)
+        for round_ in range(args.repeats):
+            order = [(b, k) for b in args.batch_sizes for k in KINDS]
+            for batch, kind in order if round_ % 2 == 0 else reversed(order):
+                seconds, count = measure(kind, batch)
+                if seconds <= 0:
+                    raise RuntimeError(f"{kind} at batch {batch}: non-positive time {seconds}; raise --steps")
+                rows[batch][kind][0].append(seconds)
+                rows[batch][kind][1].append(count)
+            log(f"round {round_ + 1}/{args.repeats} done")
+
+        results = {}
+        for batch in args.batch_sizes:
+            r = rows[batch]
+            results[str(batch)] = {k: (input_row if k.endswith("_input") else median_row)(*r[k], batch) for k in KINDS}
+            results[str(batch)]["measured_steps"] = plans[batch]["steps"]
+        report["results"] = results
+
+        log(f"start-up: {args.startup_repeats} x (python -m lrstudy.train, floor import)")
+        startup_spec = {**base, "epochs": 1}
+        ours, floor = [], []
+        for i in range(args.startup_repeats):  # pairs, in alternating order: OF FO OF ...
+            for which in ("ours", "floor") if i % 2 == 0 else ("floor", "ours"):
+                if which == "ours":
+                    launched, run = launch_train(startup_spec, data_path, work / f"startup{i}", work / f"startup{i}.log")
+                    ours.append(run["loop_started_at"] - launched)
+                else:
+                    floor.append(floor_seconds())
+        report["startup"] = {
+            "ours_s": statistics.median(ours), "floor_s": statistics.median(floor), "ours_runs_s": ours, "floor_runs_s": floor,
+            # median of the paired differences (each pair run back to back, the order alternating)
+            "extra_s": statistics.median(o - f for o, f in zip(ours, floor)), "floor_command": f"python -c {FLOOR!r}",
+        }
+
+        ranks = args.ranks if args.ranks is not None else not args.tiny
+        if ranks:
+            log("ranks: python -m lrstudy.train at procs=1 and procs=2 (torchrun, gloo), one run each")
+            batch = args.batch_sizes[0]
+            epochs = max(1, round(args.steps / (len(x) // batch)))
+            per = {}
+            for procs in (1, 2):
+                spec = {**measured, "batch_size": batch, "epochs": epochs, "procs": procs, "plugin": "auto"}
+                launched, run = launch_train(spec, data_path, work / f"procs{procs}", work / f"procs{procs}.log")
+                per[procs] = {
+                    "ms_per_step": 1000 * run["loop_seconds"] / run["steps"], "steps": run["steps"], "plugin": run["plugin"],
+                    "world_size": run["world_size"], "startup_s": run["loop_started_at"] - launched,
+                }
+                per[procs]["samples_per_s"] = 1000 * batch / per[procs]["ms_per_step"]
+            report["ranks"] = {"batch_size": batch, "procs1": per[1], "procs2": per[2], "procs2_over_procs1": per[2]["ms_per_step"] / per[1]["ms_per_step"]}
+    report["loadavg_after"] = list(os.getloadavg())
+    report["ratios"] = ratios(report)
+    report["targets"] = targets(report)
+    return report
+
+
+def base_dataset(config_path: Path) -> dict:
+    import yaml
+
+    dataset = yaml.safe_load(config_path.read_text())["dataset"]
+    if dataset.get("name", "digits") != "digits":
+        print(f"note: the bench always uses the bundled digits (config names {dataset['name']!r})", file=sys.stderr)
+    return {"name": "digits", "valid_fraction": dataset.get("valid_fraction", 0.1), "test_fraction": dataset.get("test_fraction", 0.2), "split_seed": dataset.get("split_seed", 0)}
+
+
+def paired(rows: dict, top: str, bottom: str, key: str) -> float:
+    """Median over rounds of the per-round ratio top/bottom: each round's two measurements ran next
+    to each other in time, so a burst of load from other processes hits both."""
+    a, b = rows[top][key], rows[bottom][key]
+    return statistics.median(x / y for x, y in zip(a, b))
+
+
+def ratios(report: dict) -> dict:
+    out = {"b_over_a": {}, "c_over_b": {}, "input_speedup": {}, "configured_over_b": {}}
+    for batch, r in report["results"].items():
+        out["b_over_a"][batch] = paired(r, "ours", "plain", "repeats_ms_per_step")
+        out["c_over_b"][batch] = paired(r, "loader", "ours", "repeats_ms_per_step")  # = b/c in samples/s
+        out["input_speedup"][batch] = paired(r, "mem_input", "dl_input", "repeats_samples_per_s")
+        out["configured_over_b"][batch] = paired(r, "configured", "ours", "repeats_ms_per_step")
+    return out
+
+
+def targets(report: dict) -> dict:
+    out = {}
+    for name, limit, upper in (("b_over_a", 1.05, True), ("input_speedup", 50.0, False), ("c_over_b", 2.0, False)):
+        for batch, value in report["ratios"][name].items():
+            out[f"{name}@{batch}"] = {"value": value, "target": f"{'<=' if upper else '>='} {limit}", "met": value <= limit if upper else value >= limit}
+    extra = report["startup"]["extra_s"]
+    out["startup_extra_s"] = {"value": extra, "target": "<= 1.0", "met": extra <= 1.0}
+    return out
+
+
+# ------------------------------------------------------------------------------------------ output
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+LABELS = {
+    "plain": "(a) plain PyTorch loop",
+    "ours": "(b) lrstudy.train (Booster)",
+    "loader": "(c) train + MNIST DataLoader",
+    "configured": "(b') train, evals+ckpt as config",
+    "mem_input": "in-memory input alone",
+    "dl_input": "DataLoader input alone",
+}
+
+
+def table(report: dict) -> str:
+    threads = report["settings"]["threads"]
+    lines = [f"{report['machine']['cpu_model']}, {report['machine']['cpus']} CPUs, torch threads {threads}, median of {report['settings']['repeats']} interleaved rounds", ""]
+    lines.append(f"{'measurement':34} {'batch':>5} {'ms/step':>9} {'samples/s':>11}   repeats (ms/step or samples/s)")
+    for batch, r in report["results"].items():
+        for kind in KINDS:
+            row = r[kind]
+            if kind.endswith("_input"):
+                reps = ", ".join(f"{v:.0f}" for v in row["repeats_samples_per_s"])
+                lines.append(f"{LABELS[kind]:34} {batch:>5} {row['ms_per_batch']:>9.3f} {row['samples_per_s']:>11.0f}   {reps}  (ms/batch)")
+            else:
+                reps = ", ".join(f"{v:.3f}" for v in row["repeats_ms_per_step"])
+                lines.append(f"{LABELS[kind]:34} {batch:>5} {row['ms_per_step']:>9.3f} {row['samples_per_s']:>11.0f}   {reps}")
+        lines.append("")
+    if "ranks" in report:
+        ranks = report["ranks"]
+        for procs in (1, 2):
+            p = ranks[f"procs{procs}"]
+            label = f"train procs={procs} ({p['plugin'].split()[0]})"
+            lines.append(f"{label:34} {ranks['batch_size']:>5} {p['ms_per_step']:>9.3f} {p['samples_per_s']:>11.0f}   one run of {p['steps']} steps (subprocess)")
+        lines.append("")
+    ratio = report["ratios"]
+    lines.append("other ratios (medians of per-round ratios)")
+    for batch in report["results"]:
+        lines.append(f"  b'/b evals+checkpoints as configured / none   batch {batch:>4}: {ratio['configured_over_b'][batch]:.3f}")
+    if "ranks" in report:
+        ranks = report["ranks"]
+        lines.append(f"  procs=2 / procs=1, ms/step (one run each)     batch {ranks['batch_size']:>4}: {ranks['procs2_over_procs1']:.2f}")
+    lines.append("")
+    lines.append("target ratios (medians of per-round ratios)")
+    for batch in report["results"]:
+        lines.append(f"  b/a  ours / plain PyTorch, ms/step            batch {batch:>4}: {ratio['b_over_a'][batch]:.3f}  (target <= 1.05) {_met(report, f'b_over_a@{batch}')}")
+    for batch in report["results"]:
+        lines.append(f"  c/b  DataLoader-fed / ours, ms/step           batch {batch:>4}: {ratio['c_over_b'][batch]:.3f}  (target >= 2: b >= 2x c in samples/s) {_met(report, f'c_over_b@{batch}')}")
+    for batch in report["results"]:
+        lines.append(f"  input alone: in-memory / DataLoader, samples/s batch {batch:>4}: {ratio['input_speedup'][batch]:.0f}x  (target >= 50x) {_met(report, f'input_speedup@{batch}')}")
+    s = report["startup"]
+    runs = ", ".join(f"{v:.2f}" for v in s["ours_runs_s"])
+    floors = ", ".join(f"{v:.2f}" for v in s["floor_runs_s"])
+    lines.append(
+        f"start-up to first step: ours {s['ours_s']:.2f} s ({runs}), floor {s['floor_s']:.2f} s ({floors}), "
+        f"ours - floor {s['extra_s']:+.2f} s (target <= +1 s) {_met(report, 'startup_extra_s')}"
+    )
+    return "\n".join(lines)
+
+
+def _met(report: dict, key: str) -> str:
+    return "met" if report["targets"][key]["met"] else "MISSED"
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=200, help="training steps measured per repeat and batch size (rounded to whole epochs)")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds; the median is reported (at least 3 outside --tiny)")
+    parser.add_argument("--startup-repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads for every measurement")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 128])
+    parser.add_argument("--min-input-seconds", type=float, default=0.2, help="shortest timing of an input path alone")
+    parser.add_argument("--ranks", action=argparse.BooleanOptionalAction, default=None, help="also time train at procs=2 vs procs=1 (default: on, off with --tiny)")
+    parser.add_argument("--config", type=Path, default=REPO / "config" / "config.yaml")
+    parser.add_argument("--run", help="the config run whose spec is benchmarked (default: the first scheduled run)")
+    parser.add_argument("--device", default="cpu", help="device of the training runs (the plain loop and the loader path run on the CPU)")
+    parser.add_argument("--tiny", action="store_true", help="a few steps, one repeat, one start-up: proves the bench runs (for the test)")
+    parser.add_argument("--out", type=Path, default=Path("results/bench/bench.json"))
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.steps, args.repeats, args.startup_repeats, args.min_input_seconds = 20, 1, 1, 0.0
+    elif args.repeats < 3 or args.startup_repeats < 3:
+        parser.error("--repeats and --startup-repeats must be at least 3 (medians of 3 or more); use --tiny for a smoke run")
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    report = bench(args)
+    io.write_json(args.out, report)
+    print(table(report))
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
