@@ -9,10 +9,16 @@ from lrstudy import config as study
 from lrstudy.gpus import visible_gpu_ids
 from lrstudy.report import BEST_TEST_FIGURE, FIGURES, SECTION_FIGURES
 
-# Rules run `python -m lrstudy...` from the workflow's own package, in the venv, a conda env
-# (--use-conda) or on a cluster node alike.
+# Rules run `python -m lrstudy...` from the workflow's own package: with --use-conda in its env's
+# python, otherwise in the python of this Snakemake (the venv, even when it is not activated).
+DEPLOYMENT = getattr(workflow.deployment_settings, "deployment_method", ()) or ()
+USE_CONDA = any("conda" in str(method).lower() for method in DEPLOYMENT)
+PYTHON_PATH = (
+    "" if USE_CONDA else f"export PATH={os.path.dirname(sys.executable)}:$PATH; "
+)
 shell.prefix(
-    f"set -euo pipefail; export PYTHONPATH={workflow.basedir}/workflow${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
+    f"set -euo pipefail; {PYTHON_PATH}"
+    f"export PYTHONPATH={workflow.basedir}/workflow${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
 )
 
 LOCAL_GPUS = 0 if config.get("device") == "cpu" else len(visible_gpu_ids())
