@@ -111,3 +111,17 @@ def test_cifar10_resnet18_prepares_and_trains(tmp_path):
     assert np.isfinite(valid_losses(tmp_path / "run")).all()
     with pytest.raises(data.DatasetError, match="checksum mismatch.*cifar-10-python.tar.gz"):
         data.fetch({**dataset, "verify_md5": True}, raw)
+
+
+def test_range_test_in_validation_loss_mode_records_and_uses_valid_loss(digits_data, tmp_path):
+    from lrstudy import rangetest
+
+    config = default_config()
+    config.update(epochs=4, eval_every=40, checkpoint_every=0)
+    config["runs"]["range_test"]["range_test"].update(valid_every=5, valid_subset=100, stop_factor=None)
+    train.train(run_spec(config, "range_test", 0), digits_data, tmp_path)
+    evals = pd.read_csv(tmp_path / "evals.csv")
+    subset = evals[evals["split"] == "range_valid"]
+    assert subset["step"].tolist() == list(range(5, 4 * (1293 // 32) + 1, 5))
+    result = rangetest.analyse(tmp_path)
+    assert result["source"] == "valid_loss"

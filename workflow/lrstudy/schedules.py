@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import inspect
+from pathlib import Path
 
 import torch
 from torch.optim import lr_scheduler
@@ -50,7 +51,10 @@ def _signature_names(cls) -> tuple[set[str], set[str]]:
 
 def _colossal_signature(module: str, cls: str) -> tuple[set[str], set[str]]:
     """Read the signature from the source: importing colossalai.nn.optimizer costs ~8 s."""
-    tree = ast.parse(open(importlib.util.find_spec(module).origin).read())
+    # find_spec of a submodule would import its parent packages; locate the file from the top one.
+    top, *rest = module.split(".")
+    source = Path(importlib.util.find_spec(top).origin).parent.joinpath(*rest[:-1], rest[-1] + ".py")
+    tree = ast.parse(source.read_text())
     init = next(
         f for node in tree.body if isinstance(node, ast.ClassDef) and node.name == cls
         for f in node.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"
