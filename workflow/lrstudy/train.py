@@ -304,7 +304,7 @@ def train(spec: dict, data_path: Path, out: Path, bounds: dict | None = None, gp
         "loop_started_at": loop_started, "loop_seconds": round(loop_seconds, 3),
         "device": device, "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else io.host()["processor"],
         "world_size": world, "plugin": type(plugin).__name__ if plugin else "none (Booster + OptimizerWrapper)",
-        "gpu_ids": list(gpu_ids), "threads": torch.get_num_threads(), "scheduler": sched_record,
+        "gpu_ids": list(gpu_ids), "threads": torch.get_num_threads(), "scheduler": sched_record, "range_test": test,
         "optimizer": {"name": spec["optimizer"]["name"], "kwargs": opt_kwargs}, "bounds": bounds,
         "spec": spec, "versions": io.versions(), "host": io.host(),
     }
