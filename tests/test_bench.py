@@ -56,19 +56,6 @@ def test_tiny_bench_writes_every_measurement(tmp_path):
     assert any(line.strip().startswith("b/a") for line in lines)
 
 
-def test_idx_round_trip(tmp_path):
-    """The MNIST files the loader path reads are IDX files that data.read_idx reads back."""
-    import numpy as np
-
-    from lrstudy import data
-
-    images = np.arange(3 * 28 * 28, dtype=np.uint8).reshape(3, 28, 28)
-    bench.write_idx(tmp_path / "x-idx3-ubyte", images)
-    bench.write_idx(tmp_path / "y-idx1-ubyte", np.array([1, 2, 3], dtype=np.uint8))
-    assert (data.read_idx(tmp_path / "x-idx3-ubyte") == images).all()
-    assert data.read_idx(tmp_path / "y-idx1-ubyte").tolist() == [1, 2, 3]
-
-
 def test_tiny_and_repeat_flags():
     args = bench.parse_args(["--tiny"])
     assert args.repeats == 1 and args.ranks is None

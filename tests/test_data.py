@@ -68,10 +68,14 @@ def test_mnist_reader_on_the_real_test_files():
         assert data.md5(MNIST_T10K / name) == expected[name]
 
 
-def write_idx(path, array):
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
-    with gzip.open(path, "wb") as handle:
-        handle.write(header + array.astype(np.uint8).tobytes())
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_idx_round_trip(tmp_path, suffix):
+    """The MNIST files the benchmark's loader path and the tests write are IDX files read_idx reads back."""
+    images = np.arange(3 * 28 * 28, dtype=np.uint8).reshape(3, 28, 28)
+    data.write_idx(tmp_path / f"x-idx3-ubyte{suffix}", images)
+    data.write_idx(tmp_path / f"y-idx1-ubyte{suffix}", np.array([1, 2, 3], dtype=np.uint8))
+    assert (data.read_idx(tmp_path / f"x-idx3-ubyte{suffix}") == images).all()
+    assert data.read_idx(tmp_path / f"y-idx1-ubyte{suffix}").tolist() == [1, 2, 3]
 
 
 @pytest.fixture
@@ -84,8 +88,8 @@ def mnist_dir(tmp_path):
         shutil.copy(MNIST_T10K / name, tmp_path / name)
     images = data.read_idx(MNIST_T10K / "t10k-images-idx3-ubyte.gz")[:2000]
     labels = data.read_idx(MNIST_T10K / "t10k-labels-idx1-ubyte.gz")[:2000]
-    write_idx(tmp_path / "train-images-idx3-ubyte.gz", images)
-    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", labels)
+    data.write_idx(tmp_path / "train-images-idx3-ubyte.gz", images)
+    data.write_idx(tmp_path / "train-labels-idx1-ubyte.gz", labels)
     return tmp_path
 
 

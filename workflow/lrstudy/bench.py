@@ -56,13 +56,6 @@ NEVER = 10**9  # an eval_every no run reaches: evaluation only at step 0 and at 
 
 
 # ------------------------------------------------------------------------------------ the inputs
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """An uncompressed IDX file of unsigned bytes (the MNIST format data.read_idx reads)."""
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
-    path.write_bytes(header + array.tobytes())
-
-
 def write_mnist(root: Path, prepared: dict) -> Path:
     """MNIST-format raw files from the prepared digits (uint8 32x32 -> 28x28, as MNIST ships)."""
     raw = root / "MNIST" / "raw"
@@ -72,8 +65,8 @@ def write_mnist(root: Path, prepared: dict) -> Path:
         x28 = F.interpolate(x, size=(28, 28), mode="bilinear", antialias=True, align_corners=False)
         images = x28.round().clamp(0, 255).to(torch.uint8)[:, 0].numpy()
         labels = prepared[split]["y"].numpy().astype(np.uint8)
-        write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
-        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
+        data.write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
+        data.write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
         back = data.read_idx(raw / f"{prefix}-images-idx3-ubyte")
         assert back.shape == images.shape and (back == images).all(), "IDX round trip failed"
     return root

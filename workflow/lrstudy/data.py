@@ -113,6 +113,15 @@ def read_idx(path: Path) -> np.ndarray:
     return data.reshape(shape)
 
 
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write unsigned bytes as an IDX file (gzipped when the name ends in .gz): read_idx's inverse."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    opener = gzip.open if Path(path).suffix == ".gz" else open
+    with opener(path, "wb") as handle:
+        handle.write(header + array.tobytes())
+
+
 def read_cifar10(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Read CIFAR-10's python-version tarball into {"train": (x, y), "test": (x, y)}."""
     parts: dict[str, list] = {"train": [], "test": []}
@@ -205,13 +214,25 @@ def prepare(dataset: dict, out: Path, manifest_path: Path, resources: Path = Pat
     return manifest
 
 
+def fingerprint(payload: dict) -> str:
+    """A hash of the prepared tensors (not of the file, whose bytes vary between preparations):
+    a run's spec names the dataset but not its split, and a checkpoint trained on other data must
+    not be resumed."""
+    digest = hashlib.sha256(json.dumps(payload["meta"], sort_keys=True).encode())
+    for split in ("train", "valid", "test"):
+        for key in ("x", "y"):
+            digest.update(payload[split][key].contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 def load_prepared(path: Path, device: str | torch.device = "cpu") -> dict:
-    """Load a prepared file as normalised float tensors on `device`: {split: (x, y)}, plus "meta"."""
+    """Load a prepared file as normalised float tensors on `device`: {split: (x, y)}, plus "meta"
+    and the data's "fingerprint"."""
     payload = torch.load(path, map_location="cpu", weights_only=True)
     meta = payload["meta"]
     mean = torch.tensor(meta["mean"]).view(1, -1, 1, 1)
     std = torch.tensor(meta["std"]).view(1, -1, 1, 1)
-    out = {"meta": meta}
+    out = {"meta": meta, "fingerprint": fingerprint(payload)}
     for split in ("train", "valid", "test"):
         x = (payload[split]["x"].float().div_(255) - mean) / std
         out[split] = (x.to(device), payload[split]["y"].to(device))

@@ -131,20 +131,6 @@ class Checkpoints:
                 shutil.rmtree(folder, ignore_errors=True)
 
 
-def data_fingerprint(path: Path) -> str:
-    """A hash of the prepared tensors (not of the file, whose bytes vary between preparations):
-    the spec names the dataset but not its split, and a checkpoint trained on other data must not
-    be resumed."""
-    import hashlib
-
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    digest = hashlib.sha256(json.dumps(payload["meta"], sort_keys=True).encode())
-    for split in ("train", "valid", "test"):
-        for key in ("x", "y"):
-            digest.update(payload[split][key].contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
 def _barrier() -> None:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
@@ -213,7 +199,7 @@ def train(spec: dict, data_path: Path, out: Path, bounds: dict | None = None, gp
     raw_model = model.unwrap() if hasattr(model, "unwrap") else model
 
     checkpoints = Checkpoints(out, booster, rank)
-    digest = spec_hash({**spec, "bounds": bounds, "data": data_fingerprint(data_path)})
+    digest = spec_hash({**spec, "bounds": bounds, "data": dataset["fingerprint"]})
     state = checkpoints.load(model, optimizer, scheduler, digest) or {
         "step": 0, "epoch": 0, "steps": [], "evals": [], "smoother": Smoother(test["smooth_beta"] if test else 0.98), "best": math.inf,
     }
