@@ -174,18 +174,16 @@ def check_device(config, executor: str, local_gpus: int) -> None:
 def check_dataset(dataset) -> None:
     if dataset["name"] == "digits":
         return
+    from lrstudy.data import raw_files
+
     if dataset.get("data_dir"):
         folder = Path(dataset["data_dir"])
         if not folder.is_dir():
             raise ConfigError("dataset.data_dir", f"{folder} is not a folder")
-        from lrstudy.data import raw_files
-
         missing = [f for f in raw_files(dataset["name"]) if not (folder / f).is_file()]
         if missing:
             raise ConfigError("dataset.data_dir", f"{folder} lacks {', '.join(missing)} (raw {dataset['name']} files)")
     elif not dataset.get("download"):
-        from lrstudy.data import raw_files
-
         folder = Path("resources") / dataset["name"]
         if not all((folder / f).is_file() for f in raw_files(dataset["name"])):
             raise ConfigError("dataset.data_dir", f"no raw {dataset['name']} files in {folder}: set `dataset.data_dir` to a folder holding them, or `dataset.download: true`")

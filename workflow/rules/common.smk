@@ -1,4 +1,5 @@
 # Config validation and every input function of the workflow.
+import functools
 import json
 import os
 import sys
@@ -24,7 +25,7 @@ shell.prefix(
 LOCAL_GPUS = 0 if config.get("device") == "cpu" else len(visible_gpu_ids())
 # Snakemake's validate() against workflow/schemas/config.schema.yaml, then the checks that need
 # torch or the whole config; every error names its config key. The device checks wait for the
-# DAG (`device_plan` below): only then does Snakemake know its executor.
+# DAG (`checked_executor` below): only then does Snakemake know its executor.
 study.validate(config, workflow.configfiles, executor=None, local_gpus=LOCAL_GPUS)
 
 DATASET = config["dataset"]["name"]
@@ -46,18 +47,20 @@ def executor():
     return "slurm" if "slurm" in name else "local"
 
 
-def device_plan():
-    """The device the training jobs plan for (see lrstudy.config.device_plan), checked once."""
+@functools.cache
+def checked_executor():
+    """executor(), once the device checks of the config passed for it (lrstudy.config.check_device)."""
     study.check_device(config, executor(), LOCAL_GPUS)
-    return study.device_plan(config, executor(), LOCAL_GPUS)
+    return executor()
 
 
 def train_gpus(wildcards):
-    return config["gpus"] if device_plan() == "cuda" else 0
+    return study.job_gpus(config, checked_executor(), LOCAL_GPUS)
 
 
 def train_threads(wildcards):
-    return config["threads"] * study.world_size(config, device_plan())
+    plan = study.device_plan(config, checked_executor(), LOCAL_GPUS)
+    return config["threads"] * study.world_size(config, plan)
 
 
 def run_dir(run, seed):
