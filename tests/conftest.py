@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .util import ROOT, SCHEMA
+from .util import ROOT, job_env, validated  # noqa: F401 (re-exported to the tests)
 
 TINY = Path(__file__).resolve().parent / "configs" / "tiny.yaml"
 DIGITS = {"name": "digits", "valid_fraction": 0.1, "test_fraction": 0.2, "split_seed": 0}
@@ -34,15 +33,6 @@ def raw_config(path: Path = TINY, **overrides) -> dict:
     runs = overrides.pop("runs", {})
     config.update(copy.deepcopy(overrides))
     config["runs"].update(copy.deepcopy(runs))
-    return config
-
-
-def validated(config: dict) -> dict:
-    """The config as the workflow sees it: checked against the schema, defaults filled in."""
-    from snakemake.utils import validate
-
-    config = copy.deepcopy(config)
-    validate(config, str(SCHEMA))
     return config
 
 
@@ -72,15 +62,6 @@ def tiny_config() -> dict:
 
 
 # ------------------------------------------------------------------------------ environment
-def job_env() -> dict:
-    """The environment of a job: this venv's python first on PATH (rules call plain `python`),
-    this tree's package first on PYTHONPATH."""
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "workflow"), env.get("PYTHONPATH")]))
-    return env
-
-
 @pytest.fixture(scope="session")
 def digits_data(tmp_path_factory) -> Path:
     """The prepared digits file (`python -m lrstudy.data`), made once per session."""

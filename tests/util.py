@@ -1,7 +1,6 @@
 """Helpers shared by the tests: the repo's paths and configs."""
 
 import copy
-import json
 import os
 import subprocess
 import sys
@@ -16,22 +15,31 @@ SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 VENV_BIN = Path(sys.executable).parent
 
 
-def load_config(path=ROOT / "config" / "config.yaml") -> dict:
-    """A config as the workflow sees it: parsed, validated, defaults filled in from the schema."""
-    config = yaml.safe_load(Path(path).read_text())
+def validated(config: dict) -> dict:
+    """A config as the workflow sees it: checked against the schema, defaults filled in (a copy)."""
+    config = copy.deepcopy(config)
     validate(config, str(SCHEMA))
     return config
 
 
 def default_config() -> dict:
-    return copy.deepcopy(load_config())
+    """config/config.yaml, validated (a fresh copy per call)."""
+    return validated(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()))
+
+
+def job_env(env=None) -> dict:
+    """The environment of a job: this venv's python first on PATH (rules call plain `python`, as
+    `make run` has it), this tree's package first on PYTHONPATH; then `env`."""
+    environ = dict(os.environ)
+    environ["PATH"] = f"{VENV_BIN}{os.pathsep}{environ.get('PATH', '')}"
+    environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "workflow"), environ.get("PYTHONPATH")]))
+    return {**environ, **(env or {})}
 
 
 def snakemake(*args, cwd=ROOT, check=False, timeout=900, env=None):
-    """Run the snakemake of this venv, with the venv's python first on PATH, as `make run` does."""
-    environ = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}", **(env or {})}
+    """Run the snakemake of this venv in the environment of a job (job_env)."""
     proc = subprocess.run(
-        [str(VENV_BIN / "snakemake"), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=environ
+        [str(VENV_BIN / "snakemake"), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=job_env(env)
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(map(str, args))} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
