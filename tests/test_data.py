@@ -9,6 +9,7 @@ import torch
 
 from lrstudy import data
 
+from .conftest import DIGITS
 from .util import SHARED, default_config
 
 MNIST_T10K = SHARED / "data" / "mnist-t10k"
@@ -22,7 +23,7 @@ T10K_CLASS_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]  # f
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
     folder = tmp_path_factory.mktemp("digits")
-    manifest = data.prepare(default_config()["dataset"], folder / "d.pt", folder / "d.json")
+    manifest = data.prepare(DIGITS, folder / "d.pt", folder / "d.json")
     return folder, manifest
 
 
@@ -51,10 +52,33 @@ def test_normalisation_comes_from_the_train_split_only(digits):
 
 def test_preparation_is_reproducible(digits, tmp_path):
     folder, _ = digits
-    data.prepare(default_config()["dataset"], tmp_path / "again.pt", tmp_path / "again.json")
+    data.prepare(DIGITS, tmp_path / "again.pt", tmp_path / "again.json")
     first, second = (torch.load(p, weights_only=True) for p in (folder / "d.pt", tmp_path / "again.pt"))
     for split in ("train", "valid", "test"):
         assert torch.equal(first[split]["x"], second[split]["x"]) and torch.equal(first[split]["y"], second[split]["y"])
+
+
+def test_embedded_mnist10k_is_the_default_and_splits_all_ten_thousand(tmp_path):
+    dataset = default_config()["dataset"]
+    assert dataset["name"] == "mnist10k"
+    manifest = data.prepare(dataset, tmp_path / "m.pt", tmp_path / "m.json")
+    # the published MD5s and class counts of MNIST's test set (shared/README.md, torchvision)
+    assert manifest["sources"] == {"t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+                                   "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c"}
+    counts = {s: np.array(c) for s, c in manifest["class_counts"].items()}
+    assert (counts["train"] + counts["valid"] + counts["test"]).tolist() == T10K_CLASS_COUNTS
+    assert manifest["sizes"]["valid"] >= 1000 and sum(manifest["sizes"].values()) == 10_000
+    assert np.abs(counts["test"] - dataset["test_fraction"] * np.array(T10K_CLASS_COUNTS)).max() <= 1
+
+
+def test_28_pixel_digits_are_centred_by_padding_not_resized():
+    images = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28) % 200 + 1
+    x = data.to_32(images)
+    assert x.shape == (2, 1, 32, 32)
+    assert torch.equal(x[:, 0, 2:30, 2:30], torch.as_tensor(images))
+    border = x.clone()
+    border[:, :, 2:30, 2:30] = 0
+    assert int(border.abs().sum()) == 0
 
 
 @needs_mnist
@@ -94,7 +118,7 @@ def mnist_dir(tmp_path):
 
 
 def test_mnist_from_data_dir(mnist_dir, tmp_path):
-    dataset = {**default_config()["dataset"], "name": "mnist", "data_dir": str(mnist_dir), "verify_md5": False}
+    dataset = {**DIGITS, "name": "mnist", "data_dir": str(mnist_dir), "verify_md5": False}
     manifest = data.prepare(dataset, tmp_path / "m.pt", tmp_path / "m.json")
     assert manifest["sizes"] == {"train": 1800, "valid": 200, "test": 10000}
     assert manifest["class_counts"]["test"] == T10K_CLASS_COUNTS
@@ -103,7 +127,7 @@ def test_mnist_from_data_dir(mnist_dir, tmp_path):
 
 
 def test_checksum_error_names_the_file_and_nothing_is_written(mnist_dir, tmp_path):
-    dataset = {**default_config()["dataset"], "name": "mnist", "data_dir": str(mnist_dir)}
+    dataset = {**DIGITS, "name": "mnist", "data_dir": str(mnist_dir)}
     with pytest.raises(data.DatasetError, match="train-images-idx3-ubyte.gz"):  # made here: not the real file
         data.prepare(dataset, tmp_path / "m.pt", tmp_path / "m.json")
     assert not (tmp_path / "m.pt").exists() and not (tmp_path / "m.json").exists()

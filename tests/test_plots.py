@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from lrstudy import plots
 from lrstudy.report import FIGURES, SECTION_FIGURES
@@ -127,13 +128,11 @@ def synthetic_study(folder: Path, config: dict | None = None, seeds=(0,), diverg
     pd.DataFrame(steps).to_csv(tables / "steps.csv", index=False)
     pd.DataFrame(evals).to_csv(tables / "evals.csv", index=False)
     summary.to_csv(tables / "summary.csv", index=False)
-    ok = summary[(summary["kind"] == "scheduled")]
-    bad = set(ok.loc[ok["status"] != "completed", "run"])
-    best = (ok[~ok["run"].isin(bad)].groupby("run")["final_valid_loss"]
-            .agg(mean="mean", std="std", min="min", max="max", seeds="count").reset_index()
-            .sort_values(["mean", "run"]).head(config["report"]["best_count"]))
-    best.insert(0, "rank", range(1, len(best) + 1))
-    best.insert(2, "metric", "final_valid_loss")
+    from lrstudy import aggregate
+
+    comparison = aggregate.compare(summary, "final_valid_loss")
+    comparison.to_csv(tables / "comparison.csv", index=False)
+    best = aggregate.mark_ties(aggregate.choose_best(summary, "final_valid_loss", config["report"]["best_count"]), comparison)
     best.to_csv(tables / "best.csv", index=False)
     return config
 
@@ -177,8 +176,15 @@ def test_three_seed_band_and_diverged_run(tmp_path):
     tables = plots.Tables.read(tmp_path / "results" / "tables", None, [])
     assert plots.label("cyclic", tables) == "cyclic (diverged)"
     assert plots.label("step", tables) == "step"
-    stats = plots.band(tables.run_steps("step"), "step", "train_loss")
-    assert (stats["n"] == 3).all() and (stats["min"] <= stats["mean"]).all() and (stats["mean"] <= stats["max"]).all()
+    frame = tables.run_steps("step")
+    stats = plots.band(frame, "step", "train_loss").set_index("step")
+    assert (stats["n"] == 3).all() and (stats["low"] <= stats["mean"]).all() and (stats["mean"] <= stats["high"]).all()
+    # the 95 % t-interval, by scipy's own t.interval over the three seeds at each step
+    from scipy import stats as st
+
+    for step, values in frame.groupby("step")["train_loss"]:
+        low, high = st.t.interval(0.95, 2, loc=values.mean(), scale=st.sem(values))
+        assert stats.loc[step, ["low", "high"]].tolist() == pytest.approx([low, high], rel=1e-9, abs=1e-12)
 
 
 def test_diverged_run_curve_stops_with_a_mark(tmp_path):

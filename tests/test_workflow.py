@@ -17,7 +17,7 @@ def test_dry_run_builds_the_default_dag():
     assert proc.returncode == 0, proc.stderr[-3000:]
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     counts = dict(line.split()[:2] for line in proc.stdout.splitlines() if line.strip() and line.split()[-1].isdigit() and len(line.split()) == 2)
-    assert int(counts["train"]) == len(config["runs"]) * len(config.get("seeds", [0]))
+    assert int(counts["train"]) == len(config["runs"])  # one job per run trains all its seeds
     assert int(counts["suggest_lr"]) == sum("range_test" in r for r in config["runs"].values())
     for rule in ("prepare_data", "aggregate", "combine_suggestions", "plot_figures", "render_report", "all"):
         assert int(counts[rule]) == 1
@@ -51,10 +51,11 @@ def test_default_study_finishes_with_a_row_per_run_and_seed(workflow_copy, tmp_p
     assert (folder / "results" / "report" / "report.md").stat().st_size > 0
     best = pd.read_csv(folder / "results" / "tables" / "best.csv")
     assert len(best) == 3 and not set(best["run"]) & {"range_test"}
-    # `auto` runs trained with the range test's bounds
+    # `auto` runs trained with the range test's bound at OneCycleLR's peak momentum 0.85 (the range test's is 0)
     bounds = json.loads((folder / "results" / "runs" / "range_test" / "suggestion.json").read_text())["bounds"]
     run = json.loads((folder / "results" / "runs" / "onecycle_auto" / "seed0" / "run.json").read_text())
-    assert run["scheduler"]["kwargs"]["max_lr"] == bounds["max_lr"] and run["scheduler"]["config_kwargs"]["max_lr"] == "auto"
+    assert run["scheduler"]["kwargs"]["max_lr"] == pytest.approx(bounds["max_lr"] * (1 - 0.85), rel=1e-12)
+    assert run["scheduler"]["config_kwargs"]["max_lr"] == "auto" and run["auto"]["range_test"] == "range_test"
 
 
 @pytest.mark.slow
@@ -71,9 +72,12 @@ def test_diverging_range_test_and_auto_bounds_flow_into_the_report(workflow_copy
     assert summary.set_index("run").loc["range_test", "status"] == "diverged"
     bounds = json.loads((results / "runs" / "range_test" / "suggestion.json").read_text())["bounds"]
     auto = json.loads((results / "runs" / "cyclic_auto" / "seed0" / "run.json").read_text())
-    assert auto["scheduler"]["kwargs"]["base_lr"] == bounds["base_lr"] and auto["scheduler"]["kwargs"]["max_lr"] == bounds["max_lr"]
+    # CyclicLR's floor meets max_momentum 0.9, its peak base_momentum 0.8 (the range test's momentum is 0)
+    used = auto["scheduler"]["kwargs"]
+    assert used["base_lr"] == pytest.approx(bounds["base_lr"] * 0.1, rel=1e-12)
+    assert used["max_lr"] == pytest.approx(bounds["max_lr"] * 0.2, rel=1e-12)
     from lrstudy.schedules import format_value
 
     text = (results / "report" / "report.md").read_text()
-    assert f"CyclicLR(optimizer, base_lr={format_value(bounds['base_lr'])}, max_lr={format_value(bounds['max_lr'])}" in text
+    assert f"CyclicLR(optimizer, base_lr={format_value(used['base_lr'])}, max_lr={format_value(used['max_lr'])}" in text
     assert all(p.stat().st_size > 0 for p in (results / "report" / "images").glob("*.png"))

@@ -77,12 +77,46 @@ def range_runs(config) -> list[str]:
 
 def uses_auto(config, name: str) -> bool:
     run = config["runs"][name]
-    optimizer = run.get("optimizer", config["optimizer"])
-    return "auto" in run.get("kwargs", {}).values() or optimizer.get("kwargs", {}).get("lr") == "auto"
+    return "auto" in run.get("kwargs", {}).values() or run_optimizer(config, name).get("kwargs", {}).get("lr") == "auto"
 
 
-def auto_source(config) -> str:
-    return config.get("auto_from") or range_runs(config)[0]
+def run_optimizer(config, name: str) -> dict:
+    return config["runs"][name].get("optimizer", config["optimizer"])
+
+
+def auto_source(config, name: str) -> str:
+    """The range test whose suggestion fills run `name`'s `auto` values: the run's own
+    `auto_from`, else the study's, else the first range test with the run's optimizer."""
+    chosen = config["runs"][name].get("auto_from") or config.get("auto_from")
+    if chosen:
+        return chosen
+    optimizer = run_optimizer(config, name)["name"]
+    same = [test for test in range_runs(config) if run_optimizer(config, test)["name"] == optimizer]
+    return (same or range_runs(config))[0]
+
+
+def check_auto(config) -> None:
+    """Each `auto` run takes its values from a range test of the same optimizer: the conversion
+    between momentum settings (schedules.resolve_auto) holds within one optimizer, not across."""
+    tests = range_runs(config)
+    for key, chosen in [("auto_from", config.get("auto_from"))] + [
+        (f"runs.{name}.auto_from", run.get("auto_from")) for name, run in config["runs"].items()
+    ]:
+        if chosen and chosen not in tests:
+            raise ConfigError(key, f"{chosen!r} is not a range-test run; range tests: {', '.join(tests) or 'none'}")
+    for name in config["runs"]:
+        if not uses_auto(config, name):
+            continue
+        if not tests:
+            raise ConfigError(f"runs.{name}", "uses `auto` but no run is a range_test to take it from")
+        source = auto_source(config, name)
+        ours, theirs = run_optimizer(config, name)["name"], run_optimizer(config, source)["name"]
+        if ours != theirs:
+            raise ConfigError(
+                f"runs.{name}.auto_from",
+                f"run {name!r} trains with {ours} but takes `auto` from range test {source!r}, which uses {theirs}; "
+                f"add a range test with {ours} (or set `auto_from` to one)",
+            )
 
 
 def device_plan(config, executor: str, local_gpus: int) -> str:
@@ -127,12 +161,7 @@ def check(config, executor: str | None = "local", local_gpus: int = 0) -> None:
                     schedules.check_optimizer(optimizer["name"], optimizer.get("kwargs", {}))
                 except schedules.ScheduleError as error:
                     raise ConfigError(f"{opt_key}.kwargs", str(error)) from None
-    tests = range_runs(config)
-    if any(uses_auto(config, name) for name in runs):
-        if not tests:
-            raise ConfigError("runs", "a run uses `auto` but no run is a range_test to take it from")
-        if config.get("auto_from") and config["auto_from"] not in tests:
-            raise ConfigError("auto_from", f"{config['auto_from']!r} is not a range-test run; range tests: {', '.join(tests)}")
+    check_auto(config)
     check_report(config)
     if executor is not None:
         check_device(config, executor, local_gpus)
@@ -174,19 +203,18 @@ def check_device(config, executor: str, local_gpus: int) -> None:
 def check_dataset(dataset) -> None:
     if dataset["name"] == "digits":
         return
-    from lrstudy.data import raw_files
+    from lrstudy.data import raw_dir, raw_files
 
-    if dataset.get("data_dir"):
-        folder = Path(dataset["data_dir"])
-        if not folder.is_dir():
-            raise ConfigError("dataset.data_dir", f"{folder} is not a folder")
-        missing = [f for f in raw_files(dataset["name"]) if not (folder / f).is_file()]
-        if missing:
-            raise ConfigError("dataset.data_dir", f"{folder} lacks {', '.join(missing)} (raw {dataset['name']} files)")
-    elif not dataset.get("download"):
-        folder = Path("resources") / dataset["name"]
-        if not all((folder / f).is_file() for f in raw_files(dataset["name"])):
-            raise ConfigError("dataset.data_dir", f"no raw {dataset['name']} files in {folder}: set `dataset.data_dir` to a folder holding them, or `dataset.download: true`")
+    folder = raw_dir(dataset)
+    if dataset.get("data_dir") and not folder.is_dir():
+        raise ConfigError("dataset.data_dir", f"{folder} is not a folder")
+    missing = [f for f in raw_files(dataset["name"]) if not (folder / f).is_file()]
+    if missing and (dataset.get("data_dir") or not dataset.get("download")):
+        raise ConfigError(
+            "dataset.data_dir",
+            f"{folder} lacks {', '.join(missing)} (raw {dataset['name']} files): set `dataset.data_dir` to a folder "
+            "holding them" + ("" if dataset["name"] == "mnist10k" else ", or `dataset.download: true`"),
+        )
 
 
 def run_spec(config, name: str, seed: int) -> dict:
@@ -205,6 +233,9 @@ def run_spec(config, name: str, seed: int) -> dict:
         spec["range_test"] = copy.deepcopy(run["range_test"])
     else:
         spec["scheduler"] = {"class": run["scheduler"], "kwargs": copy.deepcopy(run.get("kwargs", {}))}
+    if uses_auto(config, name):
+        source = auto_source(config, name)
+        spec["auto_from"] = {"run": source, "optimizer": copy.deepcopy(run_optimizer(config, source))}
     return spec
 
 

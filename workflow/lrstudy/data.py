@@ -21,8 +21,11 @@ import torch.nn.functional as F
 
 from lrstudy.io import atomic_path, write_json
 
-DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
+DATASETS = ("mnist10k", "digits", "mnist", "fashion_mnist", "cifar10")
 IMAGE_SIZE = 32
+# MNIST's 10,000 test images ship with the workflow (workflow/data/mnist10k, CC BY-SA 3.0, LeCun &
+# Cortes): the embedded default dataset, split into train/valid/test here.
+EMBEDDED = Path(__file__).resolve().parents[1] / "data"
 
 
 class DatasetError(RuntimeError):
@@ -33,6 +36,8 @@ def raw_files(name: str) -> dict[str, str]:
     """The raw files a dataset needs, file name -> MD5, as torchvision publishes them."""
     from torchvision import datasets
 
+    if name == "mnist10k":
+        return {f: md5 for f, md5 in datasets.MNIST.resources if f.startswith("t10k")}
     if name in ("mnist", "fashion_mnist"):
         cls = datasets.MNIST if name == "mnist" else datasets.FashionMNIST
         return dict(cls.resources)
@@ -50,8 +55,11 @@ def md5(path: Path) -> str:
 
 
 def raw_dir(dataset: dict, resources: Path = Path("resources")) -> Path:
-    """Where the raw files are read from: `data_dir` when given, else resources/<name>."""
-    return Path(dataset["data_dir"]) if dataset.get("data_dir") else resources / dataset["name"]
+    """Where the raw files are read from: `data_dir` when given, else the embedded copy
+    (mnist10k) or resources/<name>."""
+    if dataset.get("data_dir"):
+        return Path(dataset["data_dir"])
+    return (EMBEDDED if dataset["name"] == "mnist10k" else resources) / dataset["name"]
 
 
 def fetch(dataset: dict, folder: Path) -> dict[str, str]:
@@ -139,11 +147,16 @@ def read_cifar10(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def to_32(images: np.ndarray, scale: float = 1.0) -> torch.Tensor:
-    """[N, H, W] or [N, C, H, W] array -> uint8 tensor [N, C, 32, 32] (bilinear resize)."""
+    """[N, H, W] or [N, C, H, W] array -> uint8 tensor [N, C, 32, 32].
+
+    28x28 digits are centred in a 32x32 field of background (zero padding), as LeCun et al. (1998)
+    fed LeNet-5; other sizes (the 8x8 `digits`) are resized bilinearly."""
     x = torch.as_tensor(np.asarray(images, dtype=np.float32) * scale)
     if x.ndim == 3:
         x = x.unsqueeze(1)
-    if x.shape[-1] != IMAGE_SIZE:
+    if x.shape[-1] == 28:
+        x = F.pad(x, (2, 2, 2, 2))
+    elif x.shape[-1] != IMAGE_SIZE:
         x = F.interpolate(x, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", align_corners=False)
     return x.round().clamp(0, 255).to(torch.uint8)
 
@@ -167,6 +180,11 @@ def load_raw(dataset: dict, folder: Path) -> dict[str, tuple[torch.Tensor, np.nd
         keep, test = stratified_split(digits.target, dataset["test_fraction"], dataset["split_seed"])
         x = to_32(digits.images, scale=255.0 / 16.0)
         y = digits.target.astype(np.int64)
+        return {"train": (x[keep], y[keep]), "test": (x[test], y[test])}
+    if name == "mnist10k":
+        images, labels = (read_idx(folder / f) for f in raw_files(name))
+        keep, test = stratified_split(labels, dataset["test_fraction"], dataset["split_seed"])
+        x, y = to_32(images), labels.astype(np.int64)
         return {"train": (x[keep], y[keep]), "test": (x[test], y[test])}
     if name == "cifar10":
         parts = read_cifar10(folder / next(iter(raw_files(name))))

@@ -6,8 +6,11 @@
 Per source section (config `report.sections`; its runs in the section's order) a learning-rate
 figure, a train & valid loss figure and, where the source has one, a legend-only image; then the
 three best runs (results/tables/best.csv): LR, loss and test loss. File names are the source's
-(lrstudy.report.SECTION_FIGURES). Several seeds: the mean line and a shaded min-max band. A diverged
-run's curves stop where it stopped, marked with an x, and its label says "(diverged)".
+(lrstudy.report.SECTION_FIGURES). Several seeds: the mean line and a shaded 95 % t-interval band
+(mean +- t(0.975, n-1) sd / sqrt(n)). A diverged run's curves stop where it stopped, marked with an
+x, and its label says "(diverged)"; a run that never learned says "(collapsed)". Where a shown run's
+momentum changes (OneCycleLR, CyclicLR), its LR figure has a momentum panel below. The best runs
+that the paired t-test cannot tell from #1 say "(tied with #1)".
 
 Sizes: at 200 dpi the PNG is twice the width the report shows it at (LR 400 px -> 4 in, loss
 550 px -> 5.5 in, legends 150 px -> 1.5 in), so text reads at the same size in every figure.
@@ -30,12 +33,14 @@ import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
+from scipy import stats as scipy_stats  # noqa: E402
 
 from lrstudy.io import atomic_path  # noqa: E402
 from lrstudy.report import BEST_TEST_FIGURE, SECTION_FIGURES  # noqa: E402
 
 DPI = 200
 LR_SIZE = (4.0, 3.0)
+LR_MOMENTUM_SIZE = (4.0, 3.8)
 LOSS_SIZE = (5.5, 3.6)
 RANGE_LOSS_SIZE = (5.5, 6.4)
 LEGEND_WIDTH = 1.5
@@ -94,16 +99,34 @@ class Tables:
         rows = self.summary[self.summary["run"] == run]
         return sorted(rows["seed"]) if len(rows) else sorted(self.run_steps(run)["seed"].unique())
 
-    def diverged_seeds(self, run: str) -> list:
-        rows = self.summary[(self.summary["run"] == run) & (self.summary["status"] == "diverged")]
+    def seeds_with(self, run: str, status: str) -> list:
+        rows = self.summary[(self.summary["run"] == run) & (self.summary["status"] == status)]
         return sorted(rows["seed"])
+
+    def diverged_seeds(self, run: str) -> list:
+        return self.seeds_with(run, "diverged")
+
+    def tied_with_best(self, run: str) -> bool:
+        if "tied_with_best" not in self.best:
+            return False
+        rows = self.best[self.best["run"] == run]
+        return bool(len(rows)) and str(rows["tied_with_best"].iloc[0]).lower() == "true"
+
+    def varying_momentum(self, run: str) -> bool:
+        """Whether the run's momentum changes within the run (it is cycled)."""
+        if "momentum" not in self.steps:
+            return False
+        values = self.run_steps(run)["momentum"].dropna()
+        return len(values) > 1 and values.max() - values.min() > 1e-12
 
 
 def band(frame: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
-    """Mean, min and max of `y` over seeds at each `x` (NaN-aware), and the seeds counted."""
+    """The mean of `y` over seeds at each `x` (NaN-aware), its 95 % t-interval (`low`, `high`; NaN
+    where fewer than two seeds count) and the seeds counted (`n`)."""
     grouped = frame.groupby(x)[y]
-    return pd.DataFrame({"mean": grouped.mean(), "min": grouped.min(), "max": grouped.max(),
-                         "n": grouped.count()}).reset_index()
+    mean, sd, n = grouped.mean(), grouped.std(), grouped.count()
+    half = pd.Series(scipy_stats.t.ppf(0.975, (n - 1).where(n > 1)), index=n.index) * sd / np.sqrt(n)
+    return pd.DataFrame({"mean": mean, "low": mean - half, "high": mean + half, "n": n}).reset_index()
 
 
 def spans_decades(values, ratio: float = LOG_RATIO) -> bool:
@@ -120,19 +143,21 @@ def run_colors(config: dict) -> dict:
 
 
 def label(run: str, tables: Tables, prefix: str = "") -> str:
-    diverged, seeds = tables.diverged_seeds(run), tables.seeds(run)
-    text = f"{prefix}{run}"
-    if diverged:
-        text += " (diverged)" if len(diverged) == len(seeds) else f" (diverged {len(diverged)}/{len(seeds)})"
+    """The run's name, and how many of its seeds diverged or collapsed (never learned)."""
+    seeds, text = tables.seeds(run), f"{prefix}{run}"
+    for status in ("diverged", "collapsed"):
+        hit = tables.seeds_with(run, status)
+        if hit:
+            text += f" ({status})" if len(hit) == len(seeds) else f" ({status} {len(hit)}/{len(seeds)})"
     return text
 
 
 # ------------------------------------------------------------------------------------ drawing
 def plot_band(ax, stats: pd.DataFrame, x: str, color, **kwargs):
-    """The mean line and, where several seeds count, the min-max band."""
+    """The mean line and, where several seeds count, the 95 % t-interval band."""
     line = ax.plot(stats[x], stats["mean"], color=color, **kwargs)
     if (stats["n"] > 1).any():
-        ax.fill_between(stats[x], stats["min"], stats["max"], color=color, alpha=0.2, linewidth=0)
+        ax.fill_between(stats[x], stats["low"], stats["high"], color=color, alpha=0.2, linewidth=0)
     return line
 
 
@@ -194,7 +219,14 @@ def empty_note(ax, text="no data for these runs"):
 
 
 def draw_lr(runs: list[str], tables: Tables, colors: dict, title: str, path: Path, labels: dict):
-    fig, ax = plt.subplots(figsize=LR_SIZE, constrained_layout=True)
+    """The LR of each run against the step; below, where a shown run cycles its momentum, the
+    momentum of every run (fastai's schedule plot shows the two together)."""
+    cycled = [run for run in runs if tables.varying_momentum(run)]
+    if cycled:
+        fig, (ax, mom) = plt.subplots(2, 1, figsize=LR_MOMENTUM_SIZE, sharex=True, constrained_layout=True,
+                                      gridspec_kw={"height_ratios": [3, 1]})
+    else:
+        fig, ax = plt.subplots(figsize=LR_SIZE, constrained_layout=True)
     values, stops = [], []
     for i, run in enumerate(runs):
         frame = tables.run_steps(run)
@@ -202,19 +234,26 @@ def draw_lr(runs: list[str], tables: Tables, colors: dict, title: str, path: Pat
             continue
         stats = band(frame, "step", "lr")
         # Each later run a thinner line on top, so equal schedules (max_lr 1 vs 1.1) both show.
-        plot_band(ax, stats, "step", colors[run], label=labels[run], linewidth=(2.6, 1.5, 1.0)[min(i, 2)], zorder=2 + i)
+        width = (2.6, 1.5, 1.0)[min(i, 2)]
+        plot_band(ax, stats, "step", colors[run], label=labels[run], linewidth=width, zorder=2 + i)
         stops += stop_points(tables, run, frame, "step", "lr", colors[run])
         values += list(stats["mean"])
+        if cycled and frame["momentum"].notna().any():
+            plot_band(mom, band(frame, "step", "momentum"), "step", colors[run], linewidth=width, zorder=2 + i)
     if not values:
         empty_note(ax)
     elif spans_decades(values, LR_LOG_RATIO):
         ax.set_yscale("log")
     draw_stops(ax, stops)
-    ax.set_xlabel("step (batches)")
     ax.set_ylabel("learning rate")
     ax.set_title(title)
     if values:
         ax.legend(loc="best", framealpha=0.8)
+    if cycled:
+        mom.set_ylabel("momentum")
+        mom.set_xlabel("step (batches)")
+    else:
+        ax.set_xlabel("step (batches)")
     save(fig, path)
 
 
@@ -225,7 +264,7 @@ def style_handles(tables: Tables, runs: list[str], valid_label="valid loss") -> 
         Line2D([], [], color="0.2", linestyle="--", marker="o", markersize=3, label=valid_label),
     ]
     if any(len(tables.seeds(r)) > 1 for r in runs):
-        handles.append(Patch(color="0.2", alpha=0.2, label="min-max over seeds"))
+        handles.append(Patch(color="0.2", alpha=0.2, label="95 % CI over seeds"))
     if any(tables.diverged_seeds(r) for r in runs):
         handles.append(Line2D([], [], color="0.2", marker="x", markeredgewidth=2, linestyle="none", label="diverged (stopped)"))
     return handles
@@ -411,7 +450,8 @@ def draw_all(config: dict, tables: Tables, out: Path) -> list[Path]:
             runs = best_runs(tables)
             metric = config["report"].get("best_metric", "final_valid_loss").replace("_", " ")
             title = f"best {len(runs)} by {metric}"
-            labels = {r: label(r, tables, prefix=f"#{i + 1} ") for i, r in enumerate(runs)}
+            ties = {r: " (tied with #1)" if tables.tied_with_best(r) else "" for r in runs}
+            labels = {r: label(r, tables, prefix=f"#{i + 1} ") + ties[r] for i, r in enumerate(runs)}
         else:
             runs = list(sections[section])
             title = section_title(section, runs, config)

@@ -268,7 +268,10 @@ def markdown_table(rows: list[dict], columns: list[str]) -> list[str]:
 
 SUMMARY_COLUMNS = ["run", "seed", "scheduler", "status", "steps", "final_train_loss", "final_valid_loss",
                    "best_valid_loss", "final_valid_accuracy", "test_loss", "test_accuracy", "steps_to_target"]
-BEST_COLUMNS = ["rank", "run", "metric", "mean", "std", "min", "max", "seeds"]
+BEST_COLUMNS = ["rank", "run", "metric", "mean", "std", "min", "max", "seeds", "p_value", "tied_with_best"]
+COMPARISON_COLUMNS = ["rank", "run", "status", "n_seeds", "mean", "ci_low", "ci_high", "test_accuracy_mean",
+                      "test_accuracy_ci_low", "test_accuracy_ci_high", "median_steps_to_target", "p_value",
+                      "tied_with_best", "note"]
 RULES = ("minimum", "steep", "valley", "slide")
 
 
@@ -283,6 +286,9 @@ def appendix(config: dict, tables: Path, runs_dir: Path | None) -> list[str]:
     metric = config["report"].get("best_metric", "final_valid_loss")
     lines += ["", f"### Best {len(best)} runs by {metric} (mean over seeds)"]
     lines += markdown_table(best.to_dict("records"), [c for c in BEST_COLUMNS if c in best])
+    comparison = pd.read_csv(Path(tables) / "comparison.csv", keep_default_na=False)
+    lines += ["", f"### Every scheduled run against #1: {metric}, 95 % t-intervals, paired t-test over seeds"]
+    lines += markdown_table(comparison.to_dict("records"), [c for c in COMPARISON_COLUMNS if c in comparison])
     lines += ["", "### Range-test suggestions (combined across seeds)"]
     rows = []
     for run in config["report"]["sections"]["range_test"]:

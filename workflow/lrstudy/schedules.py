@@ -143,10 +143,85 @@ def build_range_test(optimizer, range_test: dict, total_steps: int) -> lr_schedu
     return lr_scheduler.LambdaLR(optimizer, lambda step: range_lr(min(step, total_steps - 1), total_steps, start, end, mode) / start)
 
 
-def resolve_auto(name: str | None, kwargs: dict, bounds: dict) -> dict:
-    """Replace `auto` values by the range test's bounds (rangetest.bounds keys)."""
-    mapping = AUTO.get(name, {}) if name else {"lr": "lr"}
-    return {k: (bounds[mapping[k]] if v == "auto" else v) for k, v in kwargs.items()}
+# ------------------------------------------------------------------- `auto` values and momentum
+# SGD's velocity sums past gradients with weights (1-dampening)*m^k, so once it settles a step moves
+# the weights lr*(1-dampening)/(1-m): the effective learning rate lr/(1-m) of Smith, Kindermans,
+# Ying & Le, "Don't Decay the Learning Rate, Increase the Batch Size" (ICLR 2018), sec. 4. Adam's
+# moments are averages (weights (1-beta1)*beta1^k sum to 1), so its step does not grow with beta1.
+NORMALISED_MOMENT = ("Adam", "AdamW", "RAdam", "LAMB")
+MOMENTUM_SCHEDULERS = ("OneCycleLR", "CyclicLR")  # cycle the momentum against the LR by default
+RELATION = "effective step = lr*(1-dampening)/(1-momentum) for SGD-style momentum (Smith et al. 2018, sec. 4); lr for Adam-style moments"
+
+
+def momentum(optimizer) -> float | None:
+    """The momentum of the first param group: SGD's `momentum`, the Adam family's beta1."""
+    group = optimizer.param_groups[0]
+    if "betas" in group:
+        return float(group["betas"][0])
+    return float(group["momentum"]) if "momentum" in group else None
+
+
+def _default(cls, key: str):
+    return inspect.signature(cls.__init__).parameters[key].default
+
+
+def constant_momentum(optimizer: dict) -> float:
+    """The momentum an optimizer entry of the config trains with (beta1 for the Adam family)."""
+    name, kwargs = optimizer["name"], optimizer.get("kwargs", {})
+    if name in NORMALISED_MOMENT:
+        return float(kwargs.get("betas", (0.9, 0.999))[0])
+    return float(kwargs.get("momentum", 0.0))
+
+
+def momentum_at(optimizer: dict, scheduler: str | None, kwargs: dict, key: str) -> float:
+    """The momentum in force where the LR takes the value of `key` (`lr`, `max_lr`, `base_lr`).
+
+    OneCycleLR and CyclicLR move the momentum against the LR (cycle_momentum, on by default):
+    the LR's peak (max_lr) meets base_momentum, its floor (base_lr) max_momentum."""
+    if scheduler in MOMENTUM_SCHEDULERS:
+        cls = getattr(lr_scheduler, scheduler)
+        if kwargs.get("cycle_momentum", _default(cls, "cycle_momentum")):
+            which = "max_momentum" if key == "base_lr" else "base_momentum"
+            return float(kwargs.get(which, _default(cls, which)))
+    return constant_momentum(optimizer)
+
+
+def step_gain(optimizer: dict, momentum_value: float) -> float:
+    """How far one step moves the weights per unit of LR, once the momentum has settled."""
+    if optimizer["name"] in NORMALISED_MOMENT:
+        return 1.0
+    dampening = float(optimizer.get("kwargs", {}).get("dampening", 0.0))
+    return (1.0 - dampening) / (1.0 - momentum_value)
+
+
+def resolve_auto(spec: dict, bounds: dict) -> tuple[dict, dict, dict]:
+    """(optimizer kwargs, scheduler kwargs, record) with every `auto` value filled in.
+
+    A bound measured by the range test (at its optimizer's momentum) is moved to the run's own
+    momentum at that point of its schedule so that the effective step is the same:
+    value = bound * step_gain(range test) / step_gain(run). The record lists each conversion."""
+    source = spec["auto_from"]
+    test_momentum = constant_momentum(source["optimizer"])
+    test_gain = step_gain(source["optimizer"], test_momentum)
+    scheduler = spec.get("scheduler") or {}
+    name, sched_kwargs = scheduler.get("class"), scheduler.get("kwargs", {})
+    record = {"range_test": source["run"], "rule": bounds.get("from"), "relation": RELATION,
+              "range_test_momentum": test_momentum, "conversions": []}
+
+    def fill(kwargs: dict, scheduler_name: str | None) -> dict:
+        filled = dict(kwargs)
+        for key, value in kwargs.items():
+            if value != "auto":
+                continue
+            bound = AUTO[scheduler_name][key] if scheduler_name else "lr"
+            run_momentum = momentum_at(spec["optimizer"], name, sched_kwargs, key)
+            factor = test_gain / step_gain(spec["optimizer"], run_momentum)
+            filled[key] = bounds[bound] * factor
+            record["conversions"].append({"key": key, "bound": bound, "suggested": bounds[bound],
+                                          "run_momentum": run_momentum, "factor": factor, "value": filled[key]})
+        return filled
+
+    return fill(spec["optimizer"].get("kwargs", {}), None), fill(sched_kwargs, name), record
 
 
 def format_value(value) -> str:

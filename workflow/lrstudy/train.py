@@ -1,6 +1,10 @@
 """One training job: LeNet5 (or ResNet-18) under one LR schedule, through ColossalAI's Booster.
 
-    python -m lrstudy.train --spec JSON --data results/data/digits.pt --out results/runs/step/seed0
+    python -m lrstudy.train --spec JSON --data results/data/mnist10k.pt --out results/runs/step/seed0
+
+`--spec` is one run's spec (lrstudy.config.run_spec) or a JSON list of them, one `--out` folder
+each: a job trains its seeds one after another in one process, so the ~7 s of importing torch and
+ColossalAI is paid once per scheduler configuration, not once per seed.
 
 A single-rank job runs in this process with `Booster()` and `OptimizerWrapper` (no launcher).
 A multi-rank job (`gpus`/`procs` > 1) leases its GPUs, then re-runs this module under torchrun;
@@ -19,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -28,9 +33,25 @@ from lrstudy import data, gpus, io, models, schedules
 from lrstudy.config import spec_hash
 from lrstudy.rangetest import Smoother
 
-STEP_FIELDS = ["step", "epoch", "lr", "train_loss", "smoothed_loss"]
+STEP_FIELDS = ["step", "epoch", "lr", "momentum", "train_loss", "smoothed_loss"]
 EVAL_FIELDS = ["step", "epoch", "split", "loss", "accuracy"]
 EVAL_BATCH = 1024
+# A scheduled run whose final valid accuracy is at most this many times chance never learned.
+CHANCE_FACTOR = 1.5
+
+
+# ------------------------------------------------------------------------------ the runtime
+@dataclass
+class Runtime:
+    """Where this process trains: its device, its rank and the number of ranks."""
+
+    device: str
+    rank: int
+    world: int
+
+    @property
+    def cuda(self) -> bool:
+        return self.device.startswith("cuda")
 
 
 def resolve_device(requested: str) -> str:
@@ -40,7 +61,28 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
-def make_plugin(name: str, world: int, device: str):
+def start_runtime(spec: dict) -> Runtime:
+    """Threads, device and (for several ranks) the process group; deterministic algorithms."""
+    torch.set_num_threads(spec["threads"])
+    device = resolve_device(spec["device"])
+    world = spec["gpus"] if device == "cuda" else spec["procs"]
+    rank = 0
+    if world > 1:
+        if not torch.distributed.is_initialized():
+            import colossalai
+
+            backend = "nccl" if device == "cuda" else "gloo"
+            colossalai.launch_from_torch(backend=backend, seed=spec["seed"], verbose=False)
+        rank = torch.distributed.get_rank()
+    if device == "cuda":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        device = f"cuda:{torch.cuda.current_device()}"
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    return Runtime(device, rank, world)
+
+
+def make_plugin(name: str, world: int):
     """The cheapest correct plugin: none for one rank, DDP for several (ZeRO/Gemini on request)."""
     if name == "auto":
         name = "none" if world == 1 else "torch_ddp"
@@ -55,6 +97,150 @@ def make_plugin(name: str, world: int, device: str):
     }[name]()
 
 
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def _barrier() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+def _mean_over_ranks(values: torch.Tensor) -> torch.Tensor:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.all_reduce(values)
+        values /= torch.distributed.get_world_size()
+    return values
+
+
+# -------------------------------------------------------------------------- the run's length
+@dataclass
+class Length:
+    steps_per_epoch: int
+    epochs: int
+    total_steps: int
+
+
+def run_length(spec: dict, train_size: int) -> Length:
+    """Full batches only (the last partial one is dropped), so every rank gets batch_size / world.
+    A range test may set its own step count; otherwise a run lasts `epochs` epochs."""
+    steps_per_epoch = train_size // spec["batch_size"]
+    if steps_per_epoch == 0:
+        raise SystemExit(f"batch_size {spec['batch_size']} exceeds the {train_size} training samples")
+    test = spec.get("range_test")
+    total = test["steps"] if test and test.get("steps") else steps_per_epoch * spec["epochs"]
+    return Length(steps_per_epoch, math.ceil(total / steps_per_epoch), total)
+
+
+# ---------------------------------------------------------------------------------- the input
+def shuffled_batches(x, y, spec: dict, epoch: int, runtime: Runtime):
+    """One epoch of (inputs, labels) batches: each rank's share of every global batch.
+
+    The order depends only on (seed, epoch), so a resumed run sees the same batches. This is the
+    one way input reaches the loop: another input path (the benchmark's DataLoader) is another
+    function of the same signature, passed to `train(batches=...)`.
+    """
+    batch, local = spec["batch_size"], spec["batch_size"] // runtime.world
+    generator = torch.Generator().manual_seed(spec["seed"] * 100003 + epoch)
+    order = torch.randperm(len(x), generator=generator).to(x.device)
+    for start in range(0, len(x) - batch + 1, batch):
+        index = order[start : start + batch][runtime.rank * local : (runtime.rank + 1) * local]
+        yield x[index], y[index]
+
+
+# ------------------------------------------------------------------------------- components
+def build_components(spec: dict, dataset: dict, length: Length, bounds: dict | None):
+    """Model, optimizer, scheduler and what run.json records of them (`auto` values resolved)."""
+    meta = dataset["meta"]
+    model = models.build(spec["model"], meta["image_shape"][0], meta["num_classes"])
+    opt_kwargs = spec["optimizer"].get("kwargs", {})
+    test = spec.get("range_test")
+    sched_kwargs = {} if test else spec["scheduler"]["kwargs"]
+    auto = None
+    if bounds is not None:
+        opt_kwargs, sched_kwargs, auto = schedules.resolve_auto(spec, bounds)
+    optimizer = schedules.build_optimizer(model.parameters(), spec["optimizer"]["name"], opt_kwargs)
+    if test:
+        scheduler = schedules.build_range_test(optimizer, test, length.total_steps)
+        record = {"class": "LambdaLR", "range_test": test}
+    else:
+        name = spec["scheduler"]["class"]
+        scheduler = schedules.build_scheduler(optimizer, name, sched_kwargs, length.steps_per_epoch, length.epochs)
+        record = {
+            "class": name,
+            "kwargs": schedules.fill_kwargs(name, sched_kwargs, length.steps_per_epoch, length.epochs),
+            "config_kwargs": spec["scheduler"]["kwargs"],
+        }
+    optimizer_record = {"name": spec["optimizer"]["name"], "kwargs": opt_kwargs}
+    return model, optimizer, scheduler, {"scheduler": record, "optimizer": optimizer_record, "auto": auto}
+
+
+# ---------------------------------------------------------------------------- the run's log
+class RunLog:
+    """steps.csv and evals.csv rows, the loss smoothing, divergence, and TensorBoard.
+
+    Losses stay on the device until `flush` (one host sync per flush). Its rows and smoother
+    are checkpointed with the model (`state`), so a resumed run continues the same log.
+    """
+
+    def __init__(self, spec: dict, out: Path, state: dict | None, rank: int):
+        test = spec.get("range_test") or {}
+        self.stop_factor = test.get("stop_factor")
+        state = state or {"steps": [], "evals": [], "smoother": Smoother(test.get("smooth_beta", 0.98)), "best": math.inf}
+        self.steps, self.evals = state["steps"], state["evals"]
+        self.smoother, self.best = state["smoother"], state["best"]
+        self.pending: list[tuple[int, int, float, float, torch.Tensor]] = []
+        self.writer = tensorboard_writer(spec, out, len(self.steps)) if rank == 0 else None
+
+    def state(self) -> dict:
+        return {"steps": self.steps, "evals": self.evals, "smoother": self.smoother, "best": self.best}
+
+    def step(self, step: int, epoch: int, lr: float, momentum: float | None, loss: torch.Tensor) -> None:
+        self.pending.append((step, epoch, lr, momentum, loss.detach()))
+
+    def flush(self) -> bool:
+        """Move pending losses to the host; False once the run diverged (a non-finite loss, or
+        for a range test a smoothed loss past stop_factor x its best)."""
+        if not self.pending:
+            return True
+        losses = _mean_over_ranks(torch.stack([p[4] for p in self.pending]).float()).tolist()
+        pending, self.pending = self.pending, []
+        for (step, epoch, lr, momentum, _), loss in zip(pending, losses):
+            smoothed = self.smoother.update(loss)
+            self.steps.append(
+                {"step": step, "epoch": epoch, "lr": lr, "momentum": momentum, "train_loss": loss, "smoothed_loss": smoothed}
+            )
+            self.scalars(step, lr=lr, momentum=momentum, **{"train/loss": loss})
+            if math.isfinite(smoothed):
+                self.best = min(self.best, smoothed)
+            if not math.isfinite(loss) or (self.stop_factor and smoothed > self.stop_factor * self.best):
+                return False
+        return True
+
+    def evaluation(self, step: int, epoch: int, split: str, loss: float, accuracy: float) -> None:
+        self.evals.append({"step": step, "epoch": epoch, "split": split, "loss": loss, "accuracy": accuracy})
+        self.scalars(step, **{f"{split}/loss": loss, f"{split}/accuracy": accuracy})
+
+    def scalars(self, step: int, **values) -> None:
+        if self.writer:
+            for tag, value in values.items():
+                if value is not None:
+                    self.writer.add_scalar(tag, value, step)
+
+    def close(self) -> None:
+        if self.writer:
+            self.writer.close()
+
+
+def tensorboard_writer(spec: dict, out: Path, step: int):
+    if not spec.get("tensorboard"):
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(log_dir=str(out / "tensorboard"), purge_step=step or None)
+
+
 @torch.inference_mode()
 def evaluate(model, x, y) -> tuple[float, float]:
     model.eval()
@@ -67,11 +253,7 @@ def evaluate(model, x, y) -> tuple[float, float]:
     return loss_sum.item() / len(x), correct.item() / len(x)
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    torch.manual_seed(seed)  # also seeds every CUDA device
-
-
+# ------------------------------------------------------------------------------ checkpoints
 class Checkpoints:
     """Resumable state in the run folder: ckpt-NNNNN/ folders, the newest named by LATEST.
 
@@ -131,189 +313,118 @@ class Checkpoints:
                 shutil.rmtree(folder, ignore_errors=True)
 
 
-def _barrier() -> None:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.barrier()
-
-
-def _mean_over_ranks(values: torch.Tensor) -> torch.Tensor:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.all_reduce(values)
-        values /= torch.distributed.get_world_size()
-    return values
-
-
-def train(spec: dict, data_path: Path, out: Path, bounds: dict | None = None, gpu_ids=()) -> dict:
+# --------------------------------------------------------------------------------- training
+def train(spec: dict, data_path: Path, out: Path, bounds: dict | None = None, gpu_ids=(), batches=shuffled_batches) -> dict:
+    """Train one run (one seed) into `out`; returns what run.json records."""
     started = time.time()
-    torch.set_num_threads(spec["threads"])
-    device = resolve_device(spec["device"])
-    world = spec["gpus"] if device == "cuda" else spec["procs"]
-    rank = 0
-    if world > 1:
-        import colossalai
-
-        colossalai.launch_from_torch(backend="nccl" if device == "cuda" else "gloo", seed=spec["seed"], verbose=False)
-        rank = torch.distributed.get_rank()
-    if device == "cuda":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        device = f"cuda:{torch.cuda.current_device()}"
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    runtime = start_runtime(spec)
     seed_everything(spec["seed"])
-
-    # The whole dataset lives on the device as tensors: batches are index gathers, no DataLoader.
-    dataset = data.load_prepared(data_path, device)
+    dataset = data.load_prepared(data_path, runtime.device)
     x_train, y_train = dataset["train"]
-    local_batch = spec["batch_size"] // world
-    # Full batches only (the last partial one is dropped), so every rank gets batch_size / world.
-    steps_per_epoch = len(x_train) // spec["batch_size"]
-    if steps_per_epoch == 0:
-        raise SystemExit(f"batch_size {spec['batch_size']} exceeds the {len(x_train)} training samples")
-    test = spec.get("range_test")
-    total_steps = test["steps"] if test and test.get("steps") else steps_per_epoch * spec["epochs"]
-    epochs = math.ceil(total_steps / steps_per_epoch)
+    length = run_length(spec, len(x_train))
+    model, optimizer, scheduler, record = build_components(spec, dataset, length, bounds)
+    model = model.to(runtime.device)
 
-    model = models.build(spec["model"], dataset["meta"]["image_shape"][0], dataset["meta"]["num_classes"]).to(device)
-    opt_kwargs = spec["optimizer"].get("kwargs", {})
-    if bounds is not None:
-        opt_kwargs = schedules.resolve_auto(None, opt_kwargs, bounds)
-    optimizer = schedules.build_optimizer(model.parameters(), spec["optimizer"]["name"], opt_kwargs)
-    if test:
-        scheduler = schedules.build_range_test(optimizer, test, total_steps)
-        sched_record = {"class": "LambdaLR", "range_test": test}
-    else:
-        name, kwargs = spec["scheduler"]["class"], spec["scheduler"]["kwargs"]
-        if bounds is not None:
-            kwargs = schedules.resolve_auto(name, kwargs, bounds)
-        scheduler = schedules.build_scheduler(optimizer, name, kwargs, steps_per_epoch, epochs)
-        sched_record = {"class": name, "kwargs": schedules.fill_kwargs(name, kwargs, steps_per_epoch, epochs), "config_kwargs": spec["scheduler"]["kwargs"]}
-
+    # ColossalAI's Booster wraps model, optimizer and scheduler (and, for several ranks, the plugin)
     from colossalai.booster import Booster
     from colossalai.interface import OptimizerWrapper
 
-    plugin = make_plugin(spec["plugin"], world, device)
-    booster = Booster(plugin=plugin, device=device.split(":")[0])
+    plugin = make_plugin(spec["plugin"], runtime.world)
+    booster = Booster(plugin=plugin, device=runtime.device.split(":")[0])
     if plugin is None:
         optimizer = OptimizerWrapper(optimizer)  # gives booster.backward() its optimizer.backward()
     model, optimizer, criterion, _, scheduler = booster.boost(model, optimizer, torch.nn.CrossEntropyLoss(), lr_scheduler=scheduler)
     raw_model = model.unwrap() if hasattr(model, "unwrap") else model
 
-    checkpoints = Checkpoints(out, booster, rank)
+    # resume from the run folder's last checkpoint when it belongs to this spec and these data
+    checkpoints = Checkpoints(out, booster, runtime.rank)
     digest = spec_hash({**spec, "bounds": bounds, "data": dataset["fingerprint"]})
-    state = checkpoints.load(model, optimizer, scheduler, digest) or {
-        "step": 0, "epoch": 0, "steps": [], "evals": [], "smoother": Smoother(test["smooth_beta"] if test else 0.98), "best": math.inf,
-    }
-    steps, evals, smoother = state["steps"], state["evals"], state["smoother"]
-    writer = tensorboard_writer(spec, out, state["step"]) if rank == 0 else None
-    valid_every = test.get("valid_every") if test else None
-    stop_factor = test.get("stop_factor") if test else None
+    state = checkpoints.load(model, optimizer, scheduler, digest)
+    log = RunLog(spec, out, state, runtime.rank)
+    step, first_epoch = (state["step"], state["epoch"]) if state else (0, 0)
 
-    def record_evals(step, epoch):
-        if rank != 0:
-            return
-        for split in ("valid", "test"):
-            loss, acc = evaluate(raw_model, *dataset[split])
-            evals.append({"step": step, "epoch": epoch, "split": split, "loss": loss, "accuracy": acc})
-            if writer:
-                writer.add_scalar(f"{split}/loss", loss, step)
-                writer.add_scalar(f"{split}/accuracy", acc, step)
+    def evaluate_splits(step: int, epoch: int, splits=("valid", "test"), size: int | None = None) -> None:
+        if runtime.rank == 0:
+            for split in splits:
+                x, y = dataset["valid" if split == "range_valid" else split]
+                log.evaluation(step, epoch, split, *evaluate(raw_model, x[:size], y[:size]))
 
-    if state["step"] == 0:
-        record_evals(0, 0)
-    status = "completed"
-    pending: list[tuple[int, int, float, torch.Tensor]] = []
-
-    def flush() -> bool:
-        """Move pending losses to the host (one sync per flush); False once the run diverged."""
-        if not pending:
-            return True
-        losses = _mean_over_ranks(torch.stack([p[3] for p in pending]).float()).tolist()
-        for (step, epoch, lr, _), loss in zip(pending, losses):
-            smoothed = smoother.update(loss)
-            steps.append({"step": step, "epoch": epoch, "lr": lr, "train_loss": loss, "smoothed_loss": smoothed})
-            if writer:
-                writer.add_scalar("lr", lr, step)
-                writer.add_scalar("train/loss", loss, step)
-            state["best"] = min(state["best"], smoothed) if math.isfinite(smoothed) else state["best"]
-            if not math.isfinite(loss) or (stop_factor and smoothed > stop_factor * state["best"]):
-                pending.clear()
-                return False
-        pending.clear()
-        return True
+    test = spec.get("range_test") or {}
+    valid_every = test.get("valid_every")
+    if step == 0:
+        evaluate_splits(0, 0)
 
     from tqdm import tqdm
 
-    progress = tqdm(total=total_steps, initial=state["step"], desc=f"{spec['run']} seed {spec['seed']}", file=sys.stderr, mininterval=2, disable=rank != 0)
-    step = state["step"]
+    progress = tqdm(
+        total=length.total_steps, initial=step, desc=f"{spec['run']} seed {spec['seed']}",
+        file=sys.stderr, mininterval=2, disable=runtime.rank != 0,
+    )
+    status, loop_started = "completed", time.time()
     model.train()
-    loop_started = time.time()
-    for epoch in range(state["epoch"], epochs):
-        # The data order depends only on (seed, epoch): a resumed run sees the same batches.
-        order = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(spec["seed"] * 100003 + epoch)).to(device)
-        for batch in range(steps_per_epoch):
-            if step >= total_steps:
+    for epoch in range(first_epoch, length.epochs):
+        for x, y in batches(x_train, y_train, spec, epoch, runtime):
+            if step >= length.total_steps:
                 break
-            index = order[batch * spec["batch_size"] : (batch + 1) * spec["batch_size"]][rank * local_batch : (rank + 1) * local_batch]
-            lr = scheduler.get_last_lr()[0]
-            loss = criterion(model(x_train[index]), y_train[index])
+            loss = criterion(model(x), y)
+            # the LR and momentum this step trains with, read before the schedule moves them on
+            log.step(step, epoch, scheduler.get_last_lr()[0], schedules.momentum(optimizer), loss)
             optimizer.zero_grad(set_to_none=True)
             booster.backward(loss, optimizer)
             optimizer.step()
             scheduler.step()
-            pending.append((step, epoch, lr, loss.detach()))
             step += 1
             progress.update()
-            if step % spec["eval_every"] == 0 or step == total_steps or (valid_every and step % valid_every == 0):
-                if not flush():
+            at_eval = step % spec["eval_every"] == 0 or step == length.total_steps
+            at_range_valid = bool(valid_every) and step % valid_every == 0
+            if at_eval or at_range_valid:
+                if not log.flush():
                     status = "diverged"
                     break
-                if step % spec["eval_every"] == 0 or step == total_steps:
-                    record_evals(step, epoch)
-                if valid_every and step % valid_every == 0 and rank == 0:
-                    subset = [t[: test["valid_subset"]] for t in dataset["valid"]]
-                    loss_v, acc_v = evaluate(raw_model, *subset)
-                    evals.append({"step": step, "epoch": epoch, "split": "range_valid", "loss": loss_v, "accuracy": acc_v})
-        if status == "diverged" or not flush():
+                if at_eval:
+                    evaluate_splits(step, epoch)
+                if at_range_valid:
+                    evaluate_splits(step, epoch, ("range_valid",), test["valid_subset"])
+        if status == "diverged" or not log.flush():
             status = "diverged"
             break
         done = epoch + 1
-        if spec["checkpoint_every"] and done % spec["checkpoint_every"] == 0 and step < total_steps:
-            checkpoints.save(model, optimizer, scheduler, {**state, "step": step, "epoch": done, "spec_hash": digest})
+        if spec["checkpoint_every"] and done % spec["checkpoint_every"] == 0 and step < length.total_steps:
+            checkpoints.save(model, optimizer, scheduler, {**log.state(), "step": step, "epoch": done, "spec_hash": digest})
     progress.close()
     loop_seconds = time.time() - loop_started
-    if status == "diverged" and evals[-1]["step"] != step:
-        record_evals(step, steps[-1]["epoch"])  # where the run stopped
+    if status == "diverged" and log.evals[-1]["step"] != step:
+        evaluate_splits(step, log.steps[-1]["epoch"])  # where the run stopped
+    if status == "completed" and not test and collapsed(log.evals, dataset["meta"]["num_classes"]):
+        status = "collapsed"
 
     result = {
-        "run": spec["run"], "seed": spec["seed"], "status": status, "steps": len(steps), "total_steps": total_steps,
-        "steps_per_epoch": steps_per_epoch, "epochs": epochs, "wall_seconds": round(time.time() - started, 3),
-        "loop_started_at": loop_started, "loop_seconds": round(loop_seconds, 3),
-        "device": device, "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else io.host()["processor"],
-        "world_size": world, "plugin": type(plugin).__name__ if plugin else "none (Booster + OptimizerWrapper)",
-        "gpu_ids": list(gpu_ids), "threads": torch.get_num_threads(), "scheduler": sched_record, "range_test": test,
-        "optimizer": {"name": spec["optimizer"]["name"], "kwargs": opt_kwargs}, "bounds": bounds,
-        "spec": spec, "versions": io.versions(), "host": io.host(),
+        "run": spec["run"], "seed": spec["seed"], "status": status, "steps": len(log.steps),
+        "total_steps": length.total_steps, "steps_per_epoch": length.steps_per_epoch, "epochs": length.epochs,
+        "wall_seconds": round(time.time() - started, 3), "loop_started_at": loop_started, "loop_seconds": round(loop_seconds, 3),
+        "device": runtime.device, "device_name": torch.cuda.get_device_name() if runtime.cuda else io.host()["processor"],
+        "world_size": runtime.world, "plugin": type(plugin).__name__ if plugin else "none (Booster + OptimizerWrapper)",
+        "gpu_ids": list(gpu_ids), "threads": torch.get_num_threads(), "range_test": spec.get("range_test"),
+        **record, "bounds": bounds, "spec": spec, "versions": io.versions(), "host": io.host(),
     }
-    if rank == 0:
-        io.write_csv(out / "steps.csv", STEP_FIELDS, steps)
-        io.write_csv(out / "evals.csv", EVAL_FIELDS, evals)
+    if runtime.rank == 0:
+        io.write_csv(out / "steps.csv", STEP_FIELDS, log.steps)
+        io.write_csv(out / "evals.csv", EVAL_FIELDS, log.evals)
         io.write_json(out / "run.json", result)  # last: its presence means the run folder is complete
-        if writer:
-            writer.close()
+        log.close()
         if not spec["keep_checkpoints"]:
             checkpoints.clear()
     _barrier()
     return result
 
 
-def tensorboard_writer(spec: dict, out: Path, step: int):
-    if not spec.get("tensorboard"):
-        return None
-    from torch.utils.tensorboard import SummaryWriter
-
-    return SummaryWriter(log_dir=str(out / "tensorboard"), purge_step=step or None)
+def collapsed(evals: list[dict], num_classes: int) -> bool:
+    """The final valid accuracy is at chance (at most CHANCE_FACTOR / number of classes)."""
+    valid = [row for row in evals if row["split"] == "valid"]
+    return bool(valid) and valid[-1]["accuracy"] <= CHANCE_FACTOR / num_classes
 
 
+# ------------------------------------------------------------------------------ the command
 def load_bounds(path: str | None) -> dict | None:
     if not path:
         return None
@@ -323,31 +434,46 @@ def load_bounds(path: str | None) -> dict | None:
     return suggestion["bounds"]
 
 
-def main(argv=None) -> None:
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--spec", required=True, help="the run's resolved spec as JSON (lrstudy.config.run_spec)")
+    parser.add_argument("--spec", required=True, help="a run's spec as JSON (lrstudy.config.run_spec), or a list of them")
     parser.add_argument("--data", required=True, type=Path, help="prepared dataset file")
-    parser.add_argument("--out", required=True, type=Path, help="run folder")
+    parser.add_argument("--out", required=True, type=Path, nargs="+", help="run folder, one per spec")
     parser.add_argument("--suggestion", help="range-test suggestion JSON that fills `auto` values")
     parser.add_argument("--lock-dir", default=".snakemake/gpu-locks", help="where local GPU leases are held")
     args = parser.parse_args(argv)
-    spec = json.loads(args.spec)
+    specs = json.loads(args.spec)
+    args.specs = specs if isinstance(specs, list) else [specs]
+    if len(args.specs) != len(args.out):
+        parser.error(f"{len(args.specs)} specs but {len(args.out)} --out folders")
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
     bounds = load_bounds(args.suggestion)
-    args.out.mkdir(parents=True, exist_ok=True)
+    for out in args.out:
+        out.mkdir(parents=True, exist_ok=True)
+    jobs = list(zip(args.specs, args.out))
 
     if "LOCAL_RANK" in os.environ:  # a rank started by torchrun below
-        train(spec, args.data, args.out, bounds, os.environ.get("LRSTUDY_GPU_IDS", "").split(",") if os.environ.get("LRSTUDY_GPU_IDS") else [])
+        ids = [i for i in os.environ.get("LRSTUDY_GPU_IDS", "").split(",") if i]
+        for spec, out in jobs:
+            train(spec, args.data, out, bounds, ids)
         return
-    device = resolve_device(spec["device"])
-    world = spec["gpus"] if device == "cuda" else spec["procs"]
+    first = args.specs[0]
+    device = resolve_device(first["device"])
+    world = first["gpus"] if device == "cuda" else first["procs"]
     with gpus.assign(world if device == "cuda" else 0, args.lock_dir) as ids:
         if ids:
             os.environ.update(gpus.cuda_visible(ids))
             os.environ["LRSTUDY_GPU_IDS"] = ",".join(ids)
         if world == 1:
-            train(spec, args.data, args.out, bounds, ids)
+            for spec, out in jobs:
+                train(spec, args.data, out, bounds, ids)
             return
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={world}", "-m", "lrstudy.train", *(argv if argv is not None else sys.argv[1:])]
+        argv = argv if argv is not None else sys.argv[1:]
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={world}", "-m", "lrstudy.train", *argv]
         subprocess.run(command, check=True)
 
 

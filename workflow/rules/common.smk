@@ -63,33 +63,46 @@ def train_threads(wildcards):
     return config["threads"] * study.world_size(config, plan)
 
 
-def run_dir(run, seed):
-    return f"results/runs/{run}/seed{seed}"
+# A training job trains every seed of its run (`train_jobs: per_run`, one start-up per run) or
+# one seed (`per_seed`, a `{seed}` wildcard): its outputs are the seed folders it fills.
+JOB_SEEDS = SEEDS if config["train_jobs"] == "per_run" else ["{seed}"]
 
 
-def prepared_data(wildcards):
-    return f"results/data/{DATASET}.pt"
+def train_outputs(name):
+    return expand(f"results/runs/{{{{run}}}}/seed{{seed}}/{name}", seed=JOB_SEEDS)
 
 
-def run_spec_json(wildcards):
-    return json.dumps(study.run_spec(config, wildcards.run, int(wildcards.seed)))
+def get_job_seeds(wildcards):
+    return [int(wildcards.seed)] if "seed" in wildcards.keys() else SEEDS
 
 
-def suggestion_input(wildcards):
-    """A run with `auto` values waits for the range test's suggestion (across seeds)."""
+def get_prepared_data(wildcards):
+    return rules.prepare_data.output.data.format(dataset=DATASET)
+
+
+def get_train_specs(wildcards):
+    specs = [study.run_spec(config, wildcards.run, s) for s in get_job_seeds(wildcards)]
+    return json.dumps(specs)
+
+
+def get_train_folders(wildcards, output):
+    return " ".join(os.path.dirname(path) for path in output.run)
+
+
+def get_suggestion(wildcards):
+    """A run with `auto` values waits for its range test's suggestion (across seeds)."""
     if study.uses_auto(config, wildcards.run):
-        return f"results/runs/{study.auto_source(config)}/suggestion.json"
+        return f"results/runs/{study.auto_source(config, wildcards.run)}/suggestion.json"
     return []
 
 
-def suggestion_arg(wildcards, input):
+def get_suggestion_arg(wildcards, input):
     return f"--suggestion {input.suggestion}" if input.suggestion else ""
 
 
-def run_files(runs=None):
-    return expand(
-        "results/runs/{run}/seed{seed}/run.json", run=runs or RUNS, seed=SEEDS
-    )
+def get_run_records(runs=None):
+    """run.json of every seed of `runs` (default all), as the train rule writes them."""
+    return list(dict.fromkeys(expand(rules.train.output.run, run=runs or RUNS, seed=SEEDS)))
 
 
 def seed_suggestions(wildcards):

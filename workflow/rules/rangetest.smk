@@ -8,7 +8,7 @@ rule suggest_lr:
     conda:
         "../../envs/lrstudy.yaml"
     params:
-        folder=lambda wc: run_dir(wc.run, wc.seed),
+        folder=lambda wc, input: os.path.dirname(input.run),
     shell:
         "python -m lrstudy.rangetest suggest {params.folder} --out {output} > {log} 2>&1"
 

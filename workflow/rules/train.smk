@@ -1,24 +1,26 @@
 rule train:
     input:
-        data=prepared_data,
-        suggestion=suggestion_input,
+        data=get_prepared_data,
+        suggestion=get_suggestion,
     output:
-        steps="results/runs/{run}/seed{seed}/steps.csv",
-        evals="results/runs/{run}/seed{seed}/evals.csv",
-        run="results/runs/{run}/seed{seed}/run.json",
+        steps=train_outputs("steps.csv"),
+        evals=train_outputs("evals.csv"),
+        run=train_outputs("run.json"),
     log:
-        "results/logs/train/{run}/seed{seed}.log",
+        "results/logs/train/{run}.log"
+        if config["train_jobs"] == "per_run"
+        else "results/logs/train/{run}/seed{seed}.log",
     conda:
         "../../envs/lrstudy.yaml"
     threads: train_threads
     resources:
         gpu=train_gpus,
         mem_mb=config["mem_mb"],
-        runtime=lambda wc, attempt: config["runtime"] * attempt,
+        runtime=lambda wc, attempt: config["runtime"] * attempt * len(get_job_seeds(wc)),
     params:
-        spec=run_spec_json,
-        suggestion=suggestion_arg,
-        out=lambda wc: run_dir(wc.run, wc.seed),
+        specs=get_train_specs,
+        folders=get_train_folders,
+        suggestion=get_suggestion_arg,
     shell:
-        "python -m lrstudy.train --spec {params.spec:q} --data {input.data}"
-        " --out {params.out} {params.suggestion} > {log} 2>&1"
+        "python -m lrstudy.train --spec {params.specs:q} --data {input.data}"
+        " --out {params.folders} {params.suggestion} > {log} 2>&1"
