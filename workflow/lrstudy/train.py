@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from lrstudy import data, gpus, io, models, schedules
+from lrstudy import data, gpus, io, models, precision, schedules
 from lrstudy.config import spec_hash
 from lrstudy.rangetest import Smoother
 
@@ -40,7 +40,7 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
-def make_plugin(name: str, world: int, device: str):
+def make_plugin(name: str, world: int, device: str, precision: str = "fp32"):
     """The cheapest correct plugin: none for one rank, DDP for several (ZeRO/Gemini on request)."""
     if name == "auto":
         name = "none" if world == 1 else "torch_ddp"
@@ -50,8 +50,8 @@ def make_plugin(name: str, world: int, device: str):
 
     return {
         "torch_ddp": lambda: plugin.TorchDDPPlugin(),
-        "low_level_zero": lambda: plugin.LowLevelZeroPlugin(stage=1, precision="fp32"),
-        "gemini": lambda: plugin.GeminiPlugin(precision="fp32"),
+        "low_level_zero": lambda: plugin.LowLevelZeroPlugin(stage=1, precision=precision),
+        "gemini": lambda: plugin.GeminiPlugin(precision=precision),
     }[name]()
 
 
@@ -159,6 +159,7 @@ def train(spec: dict, data_path: Path, out: Path, bounds: dict | None = None, gp
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         device = f"cuda:{torch.cuda.current_device()}"
     torch.use_deterministic_algorithms(True, warn_only=True)
+    precision.check(spec["precision"], device)  # [issue15] fp16 needs CUDA
     seed_everything(spec["seed"])
 
     # The whole dataset lives on the device as tensors: batches are index gathers, no DataLoader.
@@ -191,9 +192,10 @@ def train(spec: dict, data_path: Path, out: Path, bounds: dict | None = None, gp
     from colossalai.booster import Booster
     from colossalai.interface import OptimizerWrapper
 
-    plugin = make_plugin(spec["plugin"], world, device)
-    booster = Booster(plugin=plugin, device=device.split(":")[0])
-    if plugin is None:
+    plugin = make_plugin(spec["plugin"], world, device, spec["precision"])
+    mixed_precision = precision.booster_mixed_precision(spec["precision"], device, plugin)  # [issue15]
+    booster = Booster(plugin=plugin, device=device.split(":")[0], mixed_precision=mixed_precision)
+    if plugin is None and mixed_precision is None:
         optimizer = OptimizerWrapper(optimizer)  # gives booster.backward() its optimizer.backward()
     model, optimizer, criterion, _, scheduler = booster.boost(model, optimizer, torch.nn.CrossEntropyLoss(), lr_scheduler=scheduler)
     raw_model = model.unwrap() if hasattr(model, "unwrap") else model
@@ -209,14 +211,15 @@ def train(spec: dict, data_path: Path, out: Path, bounds: dict | None = None, gp
     stop_factor = test.get("stop_factor") if test else None
 
     def record_evals(step, epoch):
-        if rank != 0:
-            return
-        for split in ("valid", "test"):
-            loss, acc = evaluate(raw_model, *dataset[split])
-            evals.append({"step": step, "epoch": epoch, "split": split, "loss": loss, "accuracy": acc})
-            if writer:
-                writer.add_scalar(f"{split}/loss", loss, step)
-                writer.add_scalar(f"{split}/accuracy", acc, step)
+        with schedules.evaluation_weights(optimizer):  # [issue15] schedule-free: evaluate its average (every rank switches)
+            if rank != 0:
+                return
+            for split in ("valid", "test"):
+                loss, acc = evaluate(raw_model, *dataset[split])
+                evals.append({"step": step, "epoch": epoch, "split": split, "loss": loss, "accuracy": acc})
+                if writer:
+                    writer.add_scalar(f"{split}/loss", loss, step)
+                    writer.add_scalar(f"{split}/accuracy", acc, step)
 
     if state["step"] == 0:
         record_evals(0, 0)
@@ -246,6 +249,7 @@ def train(spec: dict, data_path: Path, out: Path, bounds: dict | None = None, gp
     progress = tqdm(total=total_steps, initial=state["step"], desc=f"{spec['run']} seed {spec['seed']}", file=sys.stderr, mininterval=2, disable=rank != 0)
     step = state["step"]
     model.train()
+    schedules.training_weights(optimizer)  # [issue15] schedule-free optimizers start (and resume) in eval mode
     loop_started = time.time()
     for epoch in range(state["epoch"], epochs):
         # The data order depends only on (seed, epoch): a resumed run sees the same batches.
@@ -255,7 +259,8 @@ def train(spec: dict, data_path: Path, out: Path, bounds: dict | None = None, gp
                 break
             index = order[batch * spec["batch_size"] : (batch + 1) * spec["batch_size"]][rank * local_batch : (rank + 1) * local_batch]
             lr = scheduler.get_last_lr()[0]
-            loss = criterion(model(x_train[index]), y_train[index])
+            with precision.autocast(spec["precision"], device, plugin):  # [issue15] bf16 without a plugin that controls it
+                loss = criterion(model(x_train[index]), y_train[index])
             optimizer.zero_grad(set_to_none=True)
             booster.backward(loss, optimizer)
             optimizer.step()
@@ -269,16 +274,19 @@ def train(spec: dict, data_path: Path, out: Path, bounds: dict | None = None, gp
                     break
                 if step % spec["eval_every"] == 0 or step == total_steps:
                     record_evals(step, epoch)
-                if valid_every and step % valid_every == 0 and rank == 0:
-                    subset = [t[: test["valid_subset"]] for t in dataset["valid"]]
-                    loss_v, acc_v = evaluate(raw_model, *subset)
-                    evals.append({"step": step, "epoch": epoch, "split": "range_valid", "loss": loss_v, "accuracy": acc_v})
+                if valid_every and step % valid_every == 0:
+                    with schedules.evaluation_weights(optimizer):  # [issue15] on every rank
+                        if rank == 0:
+                            subset = [t[: test["valid_subset"]] for t in dataset["valid"]]
+                            loss_v, acc_v = evaluate(raw_model, *subset)
+                            evals.append({"step": step, "epoch": epoch, "split": "range_valid", "loss": loss_v, "accuracy": acc_v})
         if status == "diverged" or not flush():
             status = "diverged"
             break
         done = epoch + 1
         if spec["checkpoint_every"] and done % spec["checkpoint_every"] == 0 and step < total_steps:
-            checkpoints.save(model, optimizer, scheduler, {**state, "step": step, "epoch": done, "spec_hash": digest})
+            with schedules.evaluation_weights(optimizer):  # [issue15] schedule-free: checkpoint in eval mode
+                checkpoints.save(model, optimizer, scheduler, {**state, "step": step, "epoch": done, "spec_hash": digest})
     progress.close()
     loop_seconds = time.time() - loop_started
     if status == "diverged" and evals[-1]["step"] != step:
@@ -290,6 +298,7 @@ def train(spec: dict, data_path: Path, out: Path, bounds: dict | None = None, gp
         "loop_started_at": loop_started, "loop_seconds": round(loop_seconds, 3),
         "device": device, "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else io.host()["processor"],
         "world_size": world, "plugin": type(plugin).__name__ if plugin else "none (Booster + OptimizerWrapper)",
+        "precision": precision.describe(spec["precision"], device, plugin),  # [issue15]
         "gpu_ids": list(gpu_ids), "threads": torch.get_num_threads(), "scheduler": sched_record, "range_test": test,
         "optimizer": {"name": spec["optimizer"]["name"], "kwargs": opt_kwargs}, "bounds": bounds,
         "spec": spec, "versions": io.versions(), "host": io.host(),
