@@ -206,6 +206,11 @@ def check_optimizer(name: str, kwargs: dict) -> None:
     for key, value in kwargs.items():
         if value == "auto" and key != "lr":
             raise ScheduleError(f"optimizer {key!r} cannot be 'auto' (only lr)")
+    if name not in COLOSSAL_OPTIMIZERS:  # a dry build catches values the class rejects (not ColossalAI's: ~8 s import)
+        try:
+            build_optimizer([torch.zeros(1, requires_grad=True)], name, {**kwargs, **({"lr": 0.1} if lr == "auto" else {})})
+        except (TypeError, ValueError) as error:
+            raise ScheduleError(f"{name}({format_kwargs(kwargs)}) is rejected: {error}") from None
 
 
 def build_optimizer(params, name: str, kwargs: dict) -> torch.optim.Optimizer:
