@@ -3,6 +3,7 @@ class replayed with the same arguments; schedule-free runs evaluate their averag
 trains on the CPU and fp16 there is refused; the composition prints as a person writes it."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -108,12 +109,11 @@ def test_colossalai_scheduler_is_colossalais_class(trainer):
 
 
 @pytest.mark.slow
-def test_schedule_free_evaluates_its_averaged_weights(trainer, tmp_path, digits_data):
+def test_schedule_free_evaluates_its_averaged_weights(trainer, digits_data):
     """A checkpoint holds what evaluation saw: its weights give the recorded valid loss; the
     optimizer switched to train mode (schedulefree's own .train()) gives the training weights,
     whose loss differs."""
-    out = tmp_path / "schedule_free"
-    trainer.run(spec_of(modern_config(), "schedule_free", keep_checkpoints=True), out)
+    out = trainer.reference(spec_of(modern_config(), "schedule_free", keep_checkpoints=True))
     record = json.loads((out / "run.json").read_text())
     steps, evals = pd.read_csv(out / "steps.csv"), pd.read_csv(out / "evals.csv")
     assert record["optimizer"]["name"] == "SGDScheduleFree" and record["status"] == "completed"
@@ -139,6 +139,21 @@ def test_schedule_free_evaluates_its_averaged_weights(trainer, tmp_path, digits_
     optimizer.train()
     assert abs(valid_loss() - recorded) > 1e-3
     assert evals.query("split == 'valid'")["loss"].iloc[-1] < evals.query("split == 'valid'")["loss"].iloc[0] - 0.5
+
+
+@pytest.mark.slow
+def test_schedule_free_resumes_to_the_same_bytes(trainer, tmp_path):
+    """Restarted from its last checkpoint (saved in eval mode), it ends as the unbroken run."""
+    spec = spec_of(modern_config(), "schedule_free", keep_checkpoints=True)
+    unbroken = trainer.reference(spec)
+    checkpoint = (unbroken / "LATEST").read_text().strip()
+    restarted = tmp_path / "restarted"
+    shutil.copytree(unbroken / checkpoint, restarted / checkpoint)
+    shutil.copy(unbroken / "LATEST", restarted / "LATEST")
+    job = trainer.run(spec, restarted)
+    assert "resuming from checkpoint" in job.stderr
+    for name in ("steps.csv", "evals.csv"):
+        assert (restarted / name).read_bytes() == (unbroken / name).read_bytes(), name
 
 
 def test_composition_prints_as_a_person_writes_it():
