@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CORES ?= 4
 
-.PHONY: run test bench lint report clean venv
+.PHONY: run test bench gpu-check lint report clean venv
 
 venv: $(STAMP)
 
@@ -25,6 +25,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m lrstudy.bench $(BENCH_ARGS)
+
+# On a CUDA machine: the study on GPUs, two jobs on two GPUs, determinism and bf16 on CUDA, the
+# bench; writes results/gpu-check/gpu_check.json. Elsewhere it says there is no GPU and exits 0.
+gpu-check: $(STAMP)
+	$(PY) workflow/scripts/gpu_check.py --cores $(CORES)
 
 report: run
 	$(VENV)/bin/snakemake --cores $(CORES) --report report.html

@@ -28,6 +28,16 @@ def setitem(path, value):
     return change
 
 
+LINEAR = {"scheduler": "LinearLR", "kwargs": {"start_factor": 0.01, "total_iters": 20}}
+SEQUENCE = {"scheduler": "SequentialLR", "milestones": [20], "schedulers": [LINEAR, {"scheduler": "CosineAnnealingLR", "kwargs": {"T_max": "auto"}}]}
+RAW["runs"]["seq"] = SEQUENCE  # a valid composition (warmup + cosine) the cases below break
+
+
+def sequential(child, **replace):
+    """Replace keys of the `seq` run's child number `child`."""
+    return lambda config: config["runs"]["seq"]["schedulers"].__setitem__(child, {**SEQUENCE["schedulers"][child], **replace})
+
+
 # (kind, change to the default config, key the message must name, other words it must hold)
 CASES = [
     ("wrong type", setitem(["batch_size"], "32"), "batch_size", "not of type 'integer'"),
@@ -52,6 +62,25 @@ CASES = [
     ("bad run name", setitem(["runs", "bad name"], {"scheduler": "StepLR", "kwargs": {"step_size": 1}}), "runs", "does not match"),
     ("missing data_dir", lambda c: c["dataset"].update(name="mnist", data_dir="/nonexistent/mnist"), "dataset.data_dir", "not a folder"),
     ("seeds repeated", setitem(["seeds"], [0, 0]), "seeds", "non-unique"),
+    ("fp16 on the CPU", setitem(["precision"], "fp16"), "precision", "fp16 needs CUDA"),
+    ("unknown precision", setitem(["precision"], "fp8"), "precision", "'fp8' is not one of"),
+    # compositions (SequentialLR), ColossalAI's schedulers, `none`, schedule-free optimizers
+    ("unknown child", sequential(1, scheduler="CosineLR"), "runs.seq.schedulers.1.scheduler", "CosineAnnealingLR"),
+    ("colossalai child", sequential(1, scheduler="colossalai.LinearWarmupLR"), "runs.seq.schedulers.1.scheduler", "torch scheduler class"),
+    ("milestones count", setitem(["runs", "seq", "milestones"], [20, 40]), "runs.seq.milestones", "needs 1 milestones"),
+    ("milestones not increasing", lambda c: c["runs"]["seq"].update(milestones=[40, 20], schedulers=[LINEAR] * 3), "runs.seq.milestones", "must increase"),
+    ("auto in a non-length kwarg", sequential(1, kwargs={"T_max": "auto", "eta_min": "auto"}), "runs.seq.schedulers.1.kwargs", "'eta_min' cannot be 'auto'"),
+    ("wrong child kwarg", sequential(0, kwargs={"start_factor": 0.01, "iters": 20}), "runs.seq.schedulers.0.kwargs", "'iters'"),
+    ("child value torch rejects", sequential(0, kwargs={"start_factor": 2.0}), "runs.seq.schedulers.0.kwargs", "rejected by torch"),
+    ("sequential without milestones", lambda c: c["runs"]["seq"].pop("milestones"), "runs.seq.milestones", "needs `schedulers`"),
+    ("milestones on another scheduler", setitem(["runs", "step", "milestones"], [20]), "runs.step.milestones", "only a SequentialLR"),
+    ("auto length outside a composition", setitem(["runs", "step"], {"scheduler": "CosineAnnealingLR", "kwargs": {"T_max": "auto"}}), "runs.step.kwargs", "cannot be 'auto'"),
+    ("unknown colossalai class", setitem(["runs", "step"], {"scheduler": "colossalai.CosineWarmupLR"}), "runs.step.scheduler", "colossalai.CosineAnnealingWarmupLR"),
+    ("colossalai takes a function", setitem(["runs", "step"], {"scheduler": "colossalai.LambdaLR"}), "runs.step.scheduler", "unknown ColossalAI scheduler"),
+    ("wrong colossalai kwarg", setitem(["runs", "step"], {"scheduler": "colossalai.CosineAnnealingWarmupLR", "kwargs": {"warmup": 20}}), "runs.step.kwargs", "'warmup'"),
+    ("colossalai total_steps given", setitem(["runs", "step"], {"scheduler": "colossalai.LinearWarmupLR", "kwargs": {"total_steps": 9}}), "runs.step.kwargs", "filled in by the workflow"),
+    ("none with kwargs", setitem(["runs", "step"], {"scheduler": "none", "kwargs": {"gamma": 0.5}}), "runs.step.kwargs", "takes no kwargs"),
+    ("schedule-free momentum 0", setitem(["runs", "step", "optimizer"], {"name": "SGDScheduleFree", "kwargs": {"lr": 1, "momentum": 0}}), "runs.step.optimizer.kwargs", "Momentum"),
 ]
 
 

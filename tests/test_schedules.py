@@ -78,9 +78,14 @@ def test_numbers_print_as_a_person_writes_them(value, text):
     assert schedules.format_value(value) == text
 
 
-def test_auto_values_take_the_range_test_bounds():
-    bounds = {"base_lr": 0.01, "max_lr": 0.04, "lr": 0.04}
-    assert schedules.resolve_auto("CyclicLR", {"base_lr": "auto", "max_lr": "auto", "step_size_up": 5}, bounds) == {
-        "base_lr": 0.01, "max_lr": 0.04, "step_size_up": 5,
-    }
-    assert schedules.resolve_auto(None, {"lr": "auto", "momentum": 0.9}, bounds) == {"lr": 0.04, "momentum": 0.9}
+def test_auto_values_take_the_range_test_bounds_at_equal_momentum():
+    """Range test and run at the same constant momentum: the bounds pass through unchanged (the
+    momentum conversions are in test_auto_momentum.py)."""
+    bounds = {"base_lr": 0.01, "max_lr": 0.04, "lr": 0.04, "from": "valley"}
+    sgd = {"name": "SGD", "kwargs": {"lr": "auto", "momentum": 0.9}}
+    spec = {"optimizer": sgd, "auto_from": {"run": "range_test", "optimizer": sgd},
+            "scheduler": {"class": "CyclicLR", "kwargs": {"base_lr": "auto", "max_lr": "auto", "step_size_up": 5,
+                                                          "cycle_momentum": False}}}
+    opt_kwargs, sched_kwargs, _ = schedules.resolve_auto(spec, bounds)
+    assert sched_kwargs == {"base_lr": 0.01, "max_lr": 0.04, "step_size_up": 5, "cycle_momentum": False}
+    assert opt_kwargs == {"lr": 0.04, "momentum": 0.9}

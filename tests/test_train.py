@@ -102,12 +102,13 @@ def test_cifar10_resnet18_prepares_and_trains(tmp_path):
     raw = tmp_path / "raw"
     raw.mkdir()
     write_cifar(raw / "cifar-10-python.tar.gz")
-    dataset = {**default_config()["dataset"], "name": "cifar10", "data_dir": str(raw), "verify_md5": False}
+    dataset = {**default_config()["dataset"], "name": "cifar10", "valid_fraction": 0.1, "data_dir": str(raw), "verify_md5": False}
     manifest = data.prepare(dataset, tmp_path / "c.pt", tmp_path / "c.json")
     assert manifest["sizes"] == {"train": 180, "valid": 20, "test": 50} and manifest["image_shape"] == [3, 32, 32]
     spec = short_spec(model="resnet18", epochs=1, batch_size=32, eval_every=2)
     result = train.train({**spec, "dataset": "cifar10"}, tmp_path / "c.pt", tmp_path / "run")
-    assert result["status"] == "completed" and result["steps"] == 180 // 32
+    # random images carry no signal: whether 20 valid images land above 1.5x chance is luck
+    assert result["status"] in ("completed", "collapsed") and result["steps"] == 180 // 32
     assert np.isfinite(valid_losses(tmp_path / "run")).all()
     with pytest.raises(data.DatasetError, match="checksum mismatch.*cifar-10-python.tar.gz"):
         data.fetch({**dataset, "verify_md5": True}, raw)

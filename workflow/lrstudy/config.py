@@ -150,11 +150,11 @@ def check(config, executor: str | None = "local", local_gpus: int = 0) -> None:
             if test["end_lr"] <= test["start_lr"]:
                 raise ConfigError(f"{key}.range_test.end_lr", f"{test['end_lr']} must exceed start_lr {test['start_lr']}")
         else:
+            check_composition(key, run)
             try:
-                schedules.check_scheduler(run["scheduler"], run.get("kwargs", {}))
+                schedules.check_scheduler(run["scheduler"], scheduler_kwargs(run))
             except schedules.ScheduleError as error:
-                bad = "scheduler" if "unknown scheduler" in str(error) else "kwargs"
-                raise ConfigError(f"{key}.{bad}", str(error)) from None
+                raise ConfigError(f"{key}.{error.key}", str(error)) from None
         for opt_key, optimizer in (("optimizer", config["optimizer"]), (f"{key}.optimizer", run.get("optimizer"))):
             if optimizer is not None:
                 try:
@@ -166,6 +166,25 @@ def check(config, executor: str | None = "local", local_gpus: int = 0) -> None:
     if executor is not None:
         check_device(config, executor, local_gpus)
     check_dataset(config["dataset"])
+
+
+def check_composition(key: str, run: dict) -> None:
+    """`schedulers` and `milestones` belong to SequentialLR runs, and they need both (not `kwargs`)."""
+    sequential = run["scheduler"] == schedules.SEQUENTIAL
+    for part in ("schedulers", "milestones"):
+        if sequential and part not in run:
+            raise ConfigError(f"{key}.{part}", f"a {schedules.SEQUENTIAL} run needs `schedulers` (its children) and `milestones`")
+        if not sequential and part in run:
+            raise ConfigError(f"{key}.{part}", f"only a {schedules.SEQUENTIAL} run has `{part}`; this run's scheduler is {run['scheduler']}")
+    if sequential and run.get("kwargs"):
+        raise ConfigError(f"{key}.kwargs", f"a {schedules.SEQUENTIAL} run takes `schedulers` and `milestones`, not `kwargs`")
+
+
+def scheduler_kwargs(run: dict) -> dict:
+    """The scheduler's keyword arguments; SequentialLR's are its children and milestones."""
+    if run["scheduler"] == schedules.SEQUENTIAL:
+        return {"schedulers": copy.deepcopy(run["schedulers"]), "milestones": list(run["milestones"])}
+    return copy.deepcopy(run.get("kwargs", {}))
 
 
 def check_report(config) -> None:
@@ -196,6 +215,8 @@ def check_device(config, executor: str, local_gpus: int) -> None:
         raise ConfigError("plugin", f"`none` runs a single rank, but the job has {world} ranks; choose auto or torch_ddp")
     if config["batch_size"] % world:
         raise ConfigError("batch_size", f"{config['batch_size']} is the global batch and must divide by the {world} ranks")
+    if config["precision"] == "fp16" and plan == "cpu":
+        raise ConfigError("precision", "fp16 needs CUDA, and this run is planned on the CPU; use bf16 (torch.autocast) or fp32")
     if plan == "cpu" and world > 1 and config["model"] == "resnet18":
         raise ConfigError("procs", "resnet18 has BatchNorm, which TorchDDPPlugin turns into SyncBatchNorm, unsupported on the CPU")
 
@@ -226,13 +247,13 @@ def run_spec(config, name: str, seed: int) -> dict:
         "dataset": config["dataset"]["name"],
         "model": config["model"],
         "optimizer": copy.deepcopy(run.get("optimizer", config["optimizer"])),
-        **{k: config[k] for k in ("batch_size", "epochs", "eval_every", "threads", "device", "gpus", "procs", "plugin")},
+        **{k: config[k] for k in ("batch_size", "epochs", "eval_every", "threads", "device", "gpus", "procs", "plugin", "precision")},
         **{k: config[k] for k in ("checkpoint_every", "keep_checkpoints", "tensorboard")},
     }
     if "range_test" in run:
         spec["range_test"] = copy.deepcopy(run["range_test"])
     else:
-        spec["scheduler"] = {"class": run["scheduler"], "kwargs": copy.deepcopy(run.get("kwargs", {}))}
+        spec["scheduler"] = {"class": run["scheduler"], "kwargs": scheduler_kwargs(run)}
     if uses_auto(config, name):
         source = auto_source(config, name)
         spec["auto_from"] = {"run": source, "optimizer": copy.deepcopy(run_optimizer(config, source))}

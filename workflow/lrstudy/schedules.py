@@ -1,12 +1,17 @@
-"""Optimizers and LR schedules from the config: torch's own classes, stepped once per batch.
+"""Optimizers and LR schedules from the config: the libraries' own classes, stepped once per batch.
 
-A run is either a class of `torch.optim.lr_scheduler` with its keyword arguments, or the
-built-in range test, which is torch's LambdaLR driven by `rangetest.range_lr`.
+A run is a class of `torch.optim.lr_scheduler` with its keyword arguments; torch's SequentialLR of
+such classes (`schedulers` + `milestones`); a class of `colossalai.nn.lr_scheduler` (prefix
+`colossalai.`); `none` (a constant LR); or the built-in range test, which is torch's LambdaLR
+driven by `rangetest.range_lr`. Optimizers: torch's, ColossalAI's LAMB/LARS, and the schedule-free
+optimizers of the `schedulefree` package.
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
+import functools
 import importlib.util
 import inspect
 from pathlib import Path
@@ -16,16 +21,30 @@ from torch.optim import lr_scheduler
 
 TORCH_OPTIMIZERS = ("SGD", "Adam", "AdamW", "RAdam")
 COLOSSAL_OPTIMIZERS = {"LAMB": ("colossalai.nn.optimizer.lamb", "Lamb"), "LARS": ("colossalai.nn.optimizer.lars", "Lars")}
+# Schedule-free optimizers train at one point and evaluate at another: see evaluation_weights.
+SCHEDULE_FREE_OPTIMIZERS = ("SGDScheduleFree", "AdamWScheduleFree")
+NO_SCHEDULER = "none"  # a constant LR: torch's ConstantLR with factor 1
+SEQUENTIAL = "SequentialLR"
+COLOSSAL_PREFIX = "colossalai."
+COLOSSAL_SCHEDULERS = "colossalai.nn.lr_scheduler"
+# A child of SequentialLR may set these to `auto`: the steps from its milestone to the end of the run.
+LENGTH_KWARGS = ("T_max", "total_iters")
 # Filled in by the workflow from the data and the run length (OneCycleLR's own arguments).
 FILLED = {"OneCycleLR": ("steps_per_epoch", "epochs")}
 # Settable to `auto`: taken from the range test's bounds (rangetest.bounds).
 AUTO = {"OneCycleLR": {"max_lr": "max_lr"}, "CyclicLR": {"base_lr": "base_lr", "max_lr": "max_lr"}}
 # Classes that need Python objects (functions, other schedulers) or a metric: not expressible in YAML.
+# (SequentialLR is supported through `schedulers`/`milestones`, not as a plain class.)
 UNSUPPORTED = {"LambdaLR", "MultiplicativeLR", "SequentialLR", "ChainedScheduler", "ReduceLROnPlateau", "LRScheduler"}
 
 
 class ScheduleError(ValueError):
-    """A scheduler or optimizer entry of the config that torch would not accept."""
+    """A scheduler or optimizer entry of the config that the library would not accept; `key` is
+    the config key below the run that is wrong (`scheduler`, `kwargs`, `schedulers.1.kwargs`, ...)."""
+
+    def __init__(self, message: str, key: str = "kwargs"):
+        super().__init__(message)
+        self.key = key
 
 
 def scheduler_names() -> list[str]:
@@ -39,8 +58,30 @@ def scheduler_names() -> list[str]:
 
 def scheduler_class(name: str):
     if name not in scheduler_names():
-        raise ScheduleError(f"unknown scheduler {name!r}; choose one of {', '.join(scheduler_names())}")
+        colossal = ", ".join(COLOSSAL_PREFIX + c for c in colossal_schedulers())
+        raise ScheduleError(
+            f"unknown scheduler {name!r}; choose one of {', '.join(scheduler_names())}, {SEQUENTIAL} (with `schedulers` "
+            f"and `milestones`), {colossal} or {NO_SCHEDULER}", key="scheduler")
     return getattr(lr_scheduler, name)
+
+
+def _source(module: str) -> Path:
+    """The source file of `module`, found without importing it (find_spec of a submodule would
+    import its parent packages, and importing colossalai.nn costs ~8 s): from the top package."""
+    top, *rest = module.split(".")
+    return Path(importlib.util.find_spec(top).origin).parent.joinpath(*rest[:-1], rest[-1] + ".py")
+
+
+@functools.cache
+def colossal_schedulers() -> dict[str, str]:
+    """{class: module} of colossalai.nn.lr_scheduler whose length `total_steps` the workflow fills
+    in, read from the package's __init__.py (LambdaLR, MultiplicativeLR take a function: left out)."""
+    tree = ast.parse(_source(COLOSSAL_SCHEDULERS + ".__init__").read_text())
+    found = {alias.name: f"{COLOSSAL_SCHEDULERS}.{node.module}" for node in tree.body
+             if isinstance(node, ast.ImportFrom) for alias in node.names}
+    signatures = {name: _colossal_signature(module, name) for name, module in found.items()}
+    return {name: found[name] for name, (allowed, required) in signatures.items()
+            if required == {"total_steps"} and "lr_lambda" not in allowed}
 
 
 def _signature_names(cls) -> tuple[set[str], set[str]]:
@@ -50,11 +91,9 @@ def _signature_names(cls) -> tuple[set[str], set[str]]:
 
 
 def _colossal_signature(module: str, cls: str) -> tuple[set[str], set[str]]:
-    """Read the signature from the source: importing colossalai.nn.optimizer costs ~8 s."""
-    # find_spec of a submodule would import its parent packages; locate the file from the top one.
-    top, *rest = module.split(".")
-    source = Path(importlib.util.find_spec(top).origin).parent.joinpath(*rest[:-1], rest[-1] + ".py")
-    tree = ast.parse(source.read_text())
+    """(keyword names, required names) read from the source: importing colossalai.nn costs ~8 s.
+    A `**kwargs` catch-all is left out: a name it would swallow silently is an error here."""
+    tree = ast.parse(_source(module).read_text())
     init = next(
         f for node in tree.body if isinstance(node, ast.ClassDef) and node.name == cls
         for f in node.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"
@@ -69,7 +108,10 @@ def optimizer_kwargs_names(name: str) -> tuple[set[str], set[str]]:
         return _signature_names(getattr(torch.optim, name))
     if name in COLOSSAL_OPTIMIZERS:
         return _colossal_signature(*COLOSSAL_OPTIMIZERS[name])
-    raise ScheduleError(f"unknown optimizer {name!r}; choose one of {', '.join(TORCH_OPTIMIZERS + tuple(COLOSSAL_OPTIMIZERS))}")
+    if name in SCHEDULE_FREE_OPTIMIZERS:
+        return _signature_names(getattr(importlib.import_module("schedulefree"), name))
+    names = TORCH_OPTIMIZERS + tuple(COLOSSAL_OPTIMIZERS) + SCHEDULE_FREE_OPTIMIZERS
+    raise ScheduleError(f"unknown optimizer {name!r}; choose one of {', '.join(names)}")
 
 
 def check_kwargs(kind: str, name: str, kwargs: dict, allowed: set[str], required: set[str]) -> None:
@@ -82,24 +124,77 @@ def check_kwargs(kind: str, name: str, kwargs: dict, allowed: set[str], required
 
 
 def check_scheduler(name: str, kwargs: dict) -> None:
-    """Raise ScheduleError unless torch would build `name(optimizer, **kwargs)` in the workflow."""
+    """Raise ScheduleError unless the library would build the run's scheduler in the workflow.
+    For SequentialLR, kwargs are {"schedulers": [{scheduler, kwargs}, ...], "milestones": [...]}."""
+    if name == NO_SCHEDULER:
+        if kwargs:
+            raise ScheduleError(f"scheduler {NO_SCHEDULER} (a constant LR) takes no kwargs")
+    elif name == SEQUENTIAL:
+        check_sequential(kwargs["schedulers"], kwargs["milestones"])
+    elif name.startswith(COLOSSAL_PREFIX):
+        check_colossal(name.removeprefix(COLOSSAL_PREFIX), kwargs)
+    else:
+        check_torch_scheduler(name, kwargs, auto_ok=set(AUTO.get(name, {})))
+
+
+def check_torch_scheduler(name: str, kwargs: dict, auto_ok: set[str], key: str = "kwargs") -> None:
     allowed, required = _signature_names(scheduler_class(name))
     filled = set(FILLED.get(name, ()))
     if name == "OneCycleLR" and "total_steps" not in kwargs:
         required = required | filled
-    for key in filled & set(kwargs):
-        raise ScheduleError(f"{name}: {key!r} is filled in by the workflow; leave it out")
-    check_kwargs("scheduler", name, kwargs, allowed, required - filled)
-    for key, value in kwargs.items():
-        if value == "auto" and key not in AUTO.get(name, {}):
-            raise ScheduleError(f"{name}: {key!r} cannot be 'auto' (only {sorted(AUTO.get(name, {})) or 'none'})")
-    # A dry build on a dummy optimizer catches values torch itself rejects.
-    dummy = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1, momentum=0.9)
-    trial = {k: (0.1 if v == "auto" else v) for k, v in kwargs.items()}
+    for name_ in filled & set(kwargs):
+        raise ScheduleError(f"{name}: {name_!r} is filled in by the workflow; leave it out", key)
     try:
-        build_scheduler(dummy, name, trial, steps_per_epoch=10, epochs=2)
+        check_kwargs("scheduler", name, kwargs, allowed, required - filled)
+    except ScheduleError as error:
+        raise ScheduleError(str(error), key) from None
+    for arg, value in kwargs.items():
+        if value == "auto" and arg not in auto_ok:
+            raise ScheduleError(f"{name}: {arg!r} cannot be 'auto' (only {sorted(auto_ok) or 'none'})", key)
+    # A dry build on a dummy optimizer catches values torch itself rejects.
+    trial = {k: (10 if k in LENGTH_KWARGS else 0.1) if v == "auto" else v for k, v in kwargs.items()}
+    try:
+        build_scheduler(_dummy_optimizer(), name, trial, steps_per_epoch=10, epochs=2)
     except (TypeError, ValueError) as error:
-        raise ScheduleError(f"{name}({format_kwargs(kwargs)}) is rejected by torch: {error}") from None
+        raise ScheduleError(f"{name}({format_kwargs(kwargs)}) is rejected by torch: {error}", key) from None
+
+
+def check_sequential(schedulers: list[dict], milestones: list[int]) -> None:
+    """torch's SequentialLR: one milestone (a step) between each two children, increasing; a
+    child's length (T_max, total_iters) may be `auto`. Whether the milestones fall inside the run
+    is known once the data is (fill_kwargs)."""
+    if len(milestones) != len(schedulers) - 1:
+        raise ScheduleError(f"{SEQUENTIAL} with {len(schedulers)} schedulers needs {len(schedulers) - 1} milestones "
+                            f"(the step each next one starts), not {len(milestones)}", "milestones")
+    if any(b <= a for a, b in zip(milestones, milestones[1:])):
+        raise ScheduleError(f"milestones {milestones} must increase", "milestones")
+    for i, child in enumerate(schedulers):
+        if child["scheduler"] in (SEQUENTIAL, NO_SCHEDULER) or child["scheduler"].startswith(COLOSSAL_PREFIX):
+            raise ScheduleError(f"a child of {SEQUENTIAL} is a torch scheduler class, not {child['scheduler']!r}",
+                                f"schedulers.{i}.scheduler")
+        try:
+            scheduler_class(child["scheduler"])
+        except ScheduleError as error:
+            raise ScheduleError(str(error), f"schedulers.{i}.scheduler") from None
+        check_torch_scheduler(child["scheduler"], child.get("kwargs", {}), set(LENGTH_KWARGS), f"schedulers.{i}.kwargs")
+
+
+def check_colossal(cls: str, kwargs: dict) -> None:
+    """Against the signature in ColossalAI's source, without importing it; total_steps is filled in."""
+    if cls not in colossal_schedulers():
+        choices = ", ".join(COLOSSAL_PREFIX + c for c in colossal_schedulers())
+        raise ScheduleError(f"unknown ColossalAI scheduler {COLOSSAL_PREFIX + cls!r}; choose one of {choices}", "scheduler")
+    if "total_steps" in kwargs:
+        raise ScheduleError(f"{COLOSSAL_PREFIX + cls}: 'total_steps' is filled in by the workflow; leave it out")
+    allowed, required = _colossal_signature(colossal_schedulers()[cls], cls)
+    check_kwargs("scheduler", COLOSSAL_PREFIX + cls, kwargs, allowed, required - {"total_steps"})
+    for arg, value in kwargs.items():
+        if value == "auto":
+            raise ScheduleError(f"{COLOSSAL_PREFIX + cls}: {arg!r} cannot be 'auto'")
+
+
+def _dummy_optimizer() -> torch.optim.Optimizer:
+    return torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1, momentum=0.9)
 
 
 def check_optimizer(name: str, kwargs: dict) -> None:
@@ -111,25 +206,84 @@ def check_optimizer(name: str, kwargs: dict) -> None:
     for key, value in kwargs.items():
         if value == "auto" and key != "lr":
             raise ScheduleError(f"optimizer {key!r} cannot be 'auto' (only lr)")
+    if name not in COLOSSAL_OPTIMIZERS:  # a dry build catches values the class rejects (not ColossalAI's: ~8 s import)
+        try:
+            build_optimizer([torch.zeros(1, requires_grad=True)], name, {**kwargs, **({"lr": 0.1} if lr == "auto" else {})})
+        except (TypeError, ValueError) as error:
+            raise ScheduleError(f"{name}({format_kwargs(kwargs)}) is rejected: {error}") from None
 
 
 def build_optimizer(params, name: str, kwargs: dict) -> torch.optim.Optimizer:
     kwargs = {k: float(v) if k == "lr" else v for k, v in kwargs.items()}  # LARS insists on a float lr
     if name in TORCH_OPTIMIZERS:
         return getattr(torch.optim, name)(params, **kwargs)
+    if name in SCHEDULE_FREE_OPTIMIZERS:
+        return getattr(importlib.import_module("schedulefree"), name)(params, **kwargs)
     module, cls = COLOSSAL_OPTIMIZERS[name]
     return getattr(importlib.import_module(module), cls)(params, **kwargs)
 
 
+def _schedule_free(optimizer):
+    """The schedulefree optimizer inside ColossalAI's wrappers (`.optim`), or None."""
+    while hasattr(optimizer, "optim"):
+        optimizer = optimizer.optim
+    return optimizer if type(optimizer).__name__ in SCHEDULE_FREE_OPTIMIZERS else None
+
+
+@contextlib.contextmanager
+def evaluation_weights(optimizer):
+    """Inside: the model holds a schedule-free optimizer's evaluation weights (its average x), as
+    evaluation and checkpoints need; on leaving, its training weights y again. Other optimizers
+    have one set of weights: nothing changes. Enter it on every rank."""
+    inner = _schedule_free(optimizer)
+    if inner is None:
+        yield
+        return
+    inner.eval()
+    try:
+        yield
+    finally:
+        inner.train()
+
+
+def training_weights(optimizer) -> None:
+    """Put a schedule-free optimizer in train mode (it starts, and is checkpointed, in eval mode)."""
+    inner = _schedule_free(optimizer)
+    if inner is not None:
+        inner.train()
+
+
 def fill_kwargs(name: str, kwargs: dict, steps_per_epoch: int, epochs: int) -> dict:
-    """The kwargs torch receives: OneCycleLR gets the run's length unless total_steps is given."""
+    """The kwargs the class receives: the run's length where the workflow fills it in (OneCycleLR
+    unless total_steps is given, ColossalAI's total_steps, SequentialLR children's `auto`)."""
+    total = steps_per_epoch * epochs
     if name == "OneCycleLR" and "total_steps" not in kwargs:
         return {**kwargs, "steps_per_epoch": steps_per_epoch, "epochs": epochs}
+    if name.startswith(COLOSSAL_PREFIX):
+        return {**kwargs, "total_steps": total}
+    if name == SEQUENTIAL:
+        milestones = kwargs["milestones"]
+        if milestones and milestones[-1] >= total:
+            raise ScheduleError(f"milestone {milestones[-1]} is not inside the run's {total} steps", "milestones")
+        starts = [0, *milestones]
+        children = [{"scheduler": c["scheduler"],
+                     "kwargs": {k: (total - start if v == "auto" and k in LENGTH_KWARGS else v) for k, v in c.get("kwargs", {}).items()}}
+                    for c, start in zip(kwargs["schedulers"], starts)]
+        return {"schedulers": children, "milestones": list(milestones)}
     return dict(kwargs)
 
 
 def build_scheduler(optimizer, name: str, kwargs: dict, steps_per_epoch: int, epochs: int):
-    return scheduler_class(name)(optimizer, **fill_kwargs(name, kwargs, steps_per_epoch, epochs))
+    filled = fill_kwargs(name, kwargs, steps_per_epoch, epochs)
+    if name == NO_SCHEDULER:
+        return lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    if name == SEQUENTIAL:
+        children = [scheduler_class(c["scheduler"])(optimizer, **c["kwargs"]) for c in filled["schedulers"]]
+        return lr_scheduler.SequentialLR(optimizer, children, filled["milestones"])
+    if name.startswith(COLOSSAL_PREFIX):
+        cls = name.removeprefix(COLOSSAL_PREFIX)
+        return getattr(importlib.import_module(colossal_schedulers()[cls]), cls)(optimizer, **filled)
+    return scheduler_class(name)(optimizer, **filled)
 
 
 def build_range_test(optimizer, range_test: dict, total_steps: int) -> lr_scheduler.LambdaLR:
@@ -225,7 +379,9 @@ def resolve_auto(spec: dict, bounds: dict) -> tuple[dict, dict, dict]:
 
 
 def format_value(value) -> str:
-    """Numbers as a person writes them: 1e-5 (not 1e-05), 10, 0.999, 1.1."""
+    """Numbers as a person writes them: 1e-5 (not 1e-05), 10, 0.999, 1.1; lists of them likewise."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(map(format_value, value)) + "]"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
@@ -239,3 +395,22 @@ def format_value(value) -> str:
 
 def format_kwargs(kwargs: dict) -> str:
     return ", ".join(f"{k}={format_value(v)}" for k, v in kwargs.items())
+
+
+def format_scheduler(name: str, filled: dict) -> str:
+    """The scheduler as a person writes it in Python, from its filled-in kwargs (run.json's
+    `scheduler.kwargs`), e.g. `torch.optim.lr_scheduler.SequentialLR(optimizer, schedulers=[
+    LinearLR(optimizer, start_factor=0.01, total_iters=20), CosineAnnealingLR(optimizer, T_max=580)],
+    milestones=[20])`."""
+    if name == NO_SCHEDULER:
+        return "None  # a constant learning rate"
+    if name.startswith(COLOSSAL_PREFIX):
+        return f"{COLOSSAL_SCHEDULERS}.{name.removeprefix(COLOSSAL_PREFIX)}({_call_args(filled)})"
+    if name == SEQUENTIAL:
+        children = ", ".join(f"{c['scheduler']}({_call_args(c['kwargs'])})" for c in filled["schedulers"])
+        return f"torch.optim.lr_scheduler.{SEQUENTIAL}(optimizer, schedulers=[{children}], milestones={format_value(filled['milestones'])})"
+    return f"torch.optim.lr_scheduler.{name}({_call_args(filled)})"
+
+
+def _call_args(kwargs: dict) -> str:
+    return ", ".join(["optimizer"] + ([format_kwargs(kwargs)] if kwargs else []))

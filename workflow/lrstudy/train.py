@@ -26,12 +26,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
+# bitsandbytes (imported by ColossalAI's booster) imports torch._inductor, which would start a pool
+# of compile workers that no job here uses: ~3 CPU-seconds a job.
+os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 
-from lrstudy import data, gpus, io, models, schedules
-from lrstudy.config import spec_hash
-from lrstudy.rangetest import Smoother
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from lrstudy import data, gpus, io, models, precision, schedules  # noqa: E402
+from lrstudy.config import spec_hash  # noqa: E402
+from lrstudy.rangetest import Smoother  # noqa: E402
 
 STEP_FIELDS = ["step", "epoch", "lr", "momentum", "train_loss", "smoothed_loss"]
 EVAL_FIELDS = ["step", "epoch", "split", "loss", "accuracy"]
@@ -79,10 +83,11 @@ def start_runtime(spec: dict) -> Runtime:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         device = f"cuda:{torch.cuda.current_device()}"
     torch.use_deterministic_algorithms(True, warn_only=True)
+    precision.check(spec["precision"], device)  # `auto` may have resolved to the CPU: no fp16 there
     return Runtime(device, rank, world)
 
 
-def make_plugin(name: str, world: int):
+def make_plugin(name: str, world: int, precision: str = "fp32"):
     """The cheapest correct plugin: none for one rank, DDP for several (ZeRO/Gemini on request)."""
     if name == "auto":
         name = "none" if world == 1 else "torch_ddp"
@@ -92,8 +97,8 @@ def make_plugin(name: str, world: int):
 
     return {
         "torch_ddp": lambda: plugin.TorchDDPPlugin(),
-        "low_level_zero": lambda: plugin.LowLevelZeroPlugin(stage=1, precision="fp32"),
-        "gemini": lambda: plugin.GeminiPlugin(precision="fp32"),
+        "low_level_zero": lambda: plugin.LowLevelZeroPlugin(stage=1, precision=precision),
+        "gemini": lambda: plugin.GeminiPlugin(precision=precision),
     }[name]()
 
 
@@ -329,9 +334,10 @@ def train(spec: dict, data_path: Path, out: Path, bounds: dict | None = None, gp
     from colossalai.booster import Booster
     from colossalai.interface import OptimizerWrapper
 
-    plugin = make_plugin(spec["plugin"], runtime.world)
-    booster = Booster(plugin=plugin, device=runtime.device.split(":")[0])
-    if plugin is None:
+    plugin = make_plugin(spec["plugin"], runtime.world, spec["precision"])
+    mixed_precision = precision.booster_mixed_precision(spec["precision"], runtime.device, plugin)
+    booster = Booster(plugin=plugin, device=runtime.device.split(":")[0], mixed_precision=mixed_precision)
+    if plugin is None and mixed_precision is None:
         optimizer = OptimizerWrapper(optimizer)  # gives booster.backward() its optimizer.backward()
     model, optimizer, criterion, _, scheduler = booster.boost(model, optimizer, torch.nn.CrossEntropyLoss(), lr_scheduler=scheduler)
     raw_model = model.unwrap() if hasattr(model, "unwrap") else model
@@ -344,10 +350,12 @@ def train(spec: dict, data_path: Path, out: Path, bounds: dict | None = None, gp
     step, first_epoch = (state["step"], state["epoch"]) if state else (0, 0)
 
     def evaluate_splits(step: int, epoch: int, splits=("valid", "test"), size: int | None = None) -> None:
-        if runtime.rank == 0:
-            for split in splits:
-                x, y = dataset["valid" if split == "range_valid" else split]
-                log.evaluation(step, epoch, split, *evaluate(raw_model, x[:size], y[:size]))
+        # a schedule-free optimizer is evaluated at its averaged weights (every rank switches)
+        with schedules.evaluation_weights(optimizer):
+            if runtime.rank == 0:
+                for split in splits:
+                    x, y = dataset["valid" if split == "range_valid" else split]
+                    log.evaluation(step, epoch, split, *evaluate(raw_model, x[:size], y[:size]))
 
     test = spec.get("range_test") or {}
     valid_every = test.get("valid_every")
@@ -362,11 +370,13 @@ def train(spec: dict, data_path: Path, out: Path, bounds: dict | None = None, gp
     )
     status, loop_started = "completed", time.time()
     model.train()
+    schedules.training_weights(optimizer)  # schedule-free optimizers start, and resume, in eval mode
     for epoch in range(first_epoch, length.epochs):
         for x, y in batches(x_train, y_train, spec, epoch, runtime):
             if step >= length.total_steps:
                 break
-            loss = criterion(model(x), y)
+            with precision.autocast(spec["precision"], runtime.device, plugin):
+                loss = criterion(model(x), y)
             # the LR and momentum this step trains with, read before the schedule moves them on
             log.step(step, epoch, scheduler.get_last_lr()[0], schedules.momentum(optimizer), loss)
             optimizer.zero_grad(set_to_none=True)
@@ -390,7 +400,8 @@ def train(spec: dict, data_path: Path, out: Path, bounds: dict | None = None, gp
             break
         done = epoch + 1
         if spec["checkpoint_every"] and done % spec["checkpoint_every"] == 0 and step < length.total_steps:
-            checkpoints.save(model, optimizer, scheduler, {**log.state(), "step": step, "epoch": done, "spec_hash": digest})
+            with schedules.evaluation_weights(optimizer):  # schedule-free: checkpointed in eval mode
+                checkpoints.save(model, optimizer, scheduler, {**log.state(), "step": step, "epoch": done, "spec_hash": digest})
     progress.close()
     loop_seconds = time.time() - loop_started
     if status == "diverged" and log.evals[-1]["step"] != step:
@@ -404,6 +415,7 @@ def train(spec: dict, data_path: Path, out: Path, bounds: dict | None = None, gp
         "wall_seconds": round(time.time() - started, 3), "loop_started_at": loop_started, "loop_seconds": round(loop_seconds, 3),
         "device": runtime.device, "device_name": torch.cuda.get_device_name() if runtime.cuda else io.host()["processor"],
         "world_size": runtime.world, "plugin": type(plugin).__name__ if plugin else "none (Booster + OptimizerWrapper)",
+        "precision": precision.describe(spec["precision"], runtime.device, plugin),
         "gpu_ids": list(gpu_ids), "threads": torch.get_num_threads(), "range_test": spec.get("range_test"),
         **record, "bounds": bounds, "spec": spec, "versions": io.versions(), "host": io.host(),
     }
