@@ -92,7 +92,9 @@ def get_train_folders(wildcards, output):
 def get_suggestion(wildcards):
     """A run with `auto` values waits for its range test's suggestion (across seeds)."""
     if study.uses_auto(config, wildcards.run):
-        return f"results/runs/{study.auto_source(config, wildcards.run)}/suggestion.json"
+        return (
+            f"results/runs/{study.auto_source(config, wildcards.run)}/suggestion.json"
+        )
     return []
 
 
@@ -102,7 +104,9 @@ def get_suggestion_arg(wildcards, input):
 
 def get_run_records(runs=None):
     """run.json of every seed of `runs` (default all), as the train rule writes them."""
-    return list(dict.fromkeys(expand(rules.train.output.run, run=runs or RUNS, seed=SEEDS)))
+    return list(
+        dict.fromkeys(expand(rules.train.output.run, run=runs or RUNS, seed=SEEDS))
+    )
 
 
 def seed_suggestions(wildcards):
