@@ -24,6 +24,21 @@ def summary_of(losses: dict, accuracy=0.9, status="completed") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def test_t_interval_is_scipys():
+    values = np.array([0.31, 0.27, 0.35, 0.29, 0.30])
+    mean, sd, low, high = aggregate.t_interval(values)
+    want = stats.t.interval(0.95, len(values) - 1, loc=values.mean(), scale=stats.sem(values))
+    assert (mean, sd) == pytest.approx((values.mean(), values.std(ddof=1)), rel=1e-12)
+    assert (low, high) == pytest.approx(want, rel=1e-12)
+
+
+def test_paired_p_is_scipys_paired_test_not_an_unpaired_one():
+    a = pd.Series([0.30, 0.40, 0.50, 0.60])
+    b = pd.Series([0.32, 0.41, 0.53, 0.61])  # always a bit worse: paired, a clear difference
+    assert aggregate.paired_p(b, a) == pytest.approx(stats.ttest_rel(b, a).pvalue, rel=1e-12)
+    assert aggregate.paired_p(b, a) < 0.05 < stats.ttest_ind(b, a).pvalue
+
+
 def test_a_clearly_better_run_is_not_tied():
     good = [0.10, 0.12, 0.11, 0.13, 0.12]
     table = aggregate.compare(summary_of({"good": good, "bad": [v + 0.2 + 0.01 * i for i, v in enumerate(good)]}), "final_valid_loss")
