@@ -110,3 +110,20 @@ def test_snakemake_stops_at_dag_build(kind, change, key, words, workflow_copy):
     assert proc.returncode != 0
     assert f"`{key}`" in proc.stdout + proc.stderr and words in proc.stdout + proc.stderr
     assert not (folder / "results").exists()  # no job started, nothing written
+
+
+def test_numbers_in_command_line_lists_become_numbers():
+    """What Snakemake hands over for `--config 'seeds=[0,1,2]' 'optimizer={name: Adam, kwargs: {betas: [0.9, 0.99], lr: 1e-3}}'`
+    (YAML BaseLoader: every scalar a string) validates as the numbers; names stay names."""
+    overrides = {"seeds": ["0", "1", "2"], "optimizer": {"name": "Adam", "kwargs": {"betas": ["0.9", "0.99"], "lr": "1e-3"}},
+                 "report": {**RAW["report"], "best_count": "2"}}
+    config = {**copy.deepcopy(RAW), **copy.deepcopy(overrides)}
+    study.validate(config, overrides=overrides)
+    assert config["report"]["best_count"] == 2
+    assert config["seeds"] == [0, 1, 2] and all(type(s) is int for s in config["seeds"])
+    assert config["optimizer"]["kwargs"] == {"betas": [0.9, 0.99], "lr": 0.001}
+    assert config["report"]["sections"]["step"] == ["step", "exp_0.999"]
+    # without the overrides (a config file's own strings) nothing is converted: the schema says why
+    config = {**copy.deepcopy(RAW), "seeds": ["0", "1"]}
+    with pytest.raises(study.ConfigError, match="`seeds.0`.*not of type 'integer'"):
+        study.validate(config)

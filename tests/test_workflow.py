@@ -1,6 +1,7 @@
 """The workflow as a user runs it: the DAG, lint, and whole studies end to end."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -77,3 +78,14 @@ def test_diverging_range_test_and_auto_bounds_flow_into_the_report(workflow_copy
     text = (results / "report" / "report.md").read_text()
     assert f"CyclicLR(optimizer, base_lr={format_value(bounds['base_lr'])}, max_lr={format_value(bounds['max_lr'])}" in text
     assert all(p.stat().st_size > 0 for p in (results / "report" / "images").glob("*.png"))
+
+
+def test_seeds_list_from_the_command_line_plans_every_seed(workflow_copy):
+    """`--config 'seeds=[0,1,2]'` (Snakemake reads the list's items as strings): the plan has the
+    run.json of seeds 0, 1 and 2 for every run, and nothing else."""
+    config = raw_config()
+    folder = workflow_copy(config)
+    proc = snakemake("-n", "--forceall", "--config", "seeds=[0,1,2]", cwd=folder)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    planned = set(re.findall(r"results/runs/([A-Za-z0-9][\w.-]*)/seed(\d+)/run\.json", proc.stdout))
+    assert planned == {(run, seed) for run in config["runs"] for seed in ("0", "1", "2")}
