@@ -255,7 +255,7 @@ def test_diverged_run_curve_stops_with_a_mark(tmp_path):
 
 
 def test_partly_diverged_label(tmp_path):
-    config = synthetic_study(tmp_path, seeds=(0, 1))
+    synthetic_study(tmp_path, seeds=(0, 1))
     summary = pd.read_csv(tmp_path / "tables" / "summary.csv")
     summary.loc[(summary["run"] == "step") & (summary["seed"] == 1), "status"] = "diverged"
     tables = plots.Tables(pd.read_csv(tmp_path / "tables" / "steps.csv"), pd.read_csv(tmp_path / "tables" / "evals.csv"),

@@ -6,7 +6,6 @@ CI=true a missing CI cluster is a failure instead.
 """
 import dataclasses
 import os
-import shutil
 import subprocess
 import sys
 import time

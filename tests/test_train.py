@@ -13,7 +13,7 @@ import pytest
 from lrstudy import data, schedules, train
 from lrstudy.config import run_spec
 
-from .util import ROOT, default_config
+from .util import default_config
 
 
 def short_spec(run="step", **changes):

@@ -4,7 +4,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 
 import pandas as pd
 import pytest
@@ -108,3 +107,20 @@ def test_each_shipped_config_builds_its_dag(path, workflow_copy):
     planned = set(re.findall(r"results/runs/([A-Za-z0-9][\w.-]*)/seed(\d+)/run\.json", proc.stdout))
     assert planned == {(run, str(seed)) for run in config["runs"] for seed in config.get("seeds", [0])}
     assert "results/report/report.md" in proc.stdout
+
+
+def test_catalog_file_claims_what_the_workflow_has():
+    """.snakemake-workflow-catalog.yml: its claims hold (conda env for every rule that runs code,
+    report items declared); `snakemake --report` itself is tested in tests/test_report.py."""
+    catalog = yaml.safe_load((ROOT / ".snakemake-workflow-catalog.yml").read_text())
+    usage = catalog["usage"]
+    assert usage["report"] is True and set(usage["software-stack-deployment"]) >= {"conda"}
+    assert (ROOT / "config" / "README.md").is_file() and (ROOT / "config" / "config.yaml").is_file()
+    rules = (ROOT / "workflow" / "rules").glob("*.smk")
+    text = {path.name: path.read_text() for path in rules}
+    if usage["software-stack-deployment"]["conda"]:
+        for name, body in text.items():
+            for rule in re.split(r"^rule ", body, flags=re.MULTILINE)[1:]:
+                if "shell:" in rule:
+                    assert "conda:" in rule, f"{name}: rule {rule.split(':')[0]} runs without a conda env"
+    assert "report(" in "".join(text.values())

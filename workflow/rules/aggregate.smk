@@ -8,6 +8,7 @@ rule aggregate:
             "results/tables/summary.csv",
             caption="../report/summary.rst",
             category="Summary",
+            labels={"table": "summary.csv"},
         ),
         best="results/tables/best.csv",
     log:

@@ -134,7 +134,11 @@ REPORT_CODE = os.path.join(workflow.basedir, "workflow", "lrstudy", "report.py")
 def mark_for_report(path, name, section, kind):
     caption = f"../report/{name}.rst"
     return report(
-        path, caption=caption, category=REPORT_CATEGORIES[section], subcategory=kind
+        path,
+        caption=caption,
+        category=REPORT_CATEGORIES[section],
+        subcategory=kind,
+        labels={"figure": name, "shows": kind},
     )
 
 
