@@ -346,10 +346,10 @@ def test_snakemake_report_and_html(tmp_path):
         names = archive.namelist()
         assert any(n.endswith("/report.html") for n in names), names[:20]
         for name in report.FIGURES:
-            member = next((n for n in names if n.endswith(f"/results/figures/{name}.png")), None)
+            member = next((n for n in names if n.endswith(f"/{name}.png")), None)
             assert member, f"{name}.png is not in report.zip"
             assert archive.read(member) == (dst / "results" / "figures" / f"{name}.png").read_bytes()
-        assert any(n.endswith("/results/report/report.md") for n in names) and any(n.endswith("/results/tables/summary.csv") for n in names)
+        assert any(n.endswith("/report.md") for n in names) and any(n.endswith("/summary.csv") for n in names)
     # each figure carries its labels (workflow/rules/common.smk: mark_for_report)
     for name in ("StepDecLR", "compare3bestTestLoss"):
         assert re.search(rf'"figure":\s*"{name}"', html), f"no label figure={name} in report.html"
