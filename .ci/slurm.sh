@@ -153,7 +153,7 @@ SlurmdUser=root
 AuthType=auth/munge
 MpiDefault=none
 # no cgroups in containers; task/affinity (not task/none) because the
-# Snakemake jobstep runs `srun --cpu-bind=q`, which task/none rejects
+# Snakemake jobstep runs "srun --cpu-bind=q", which task/none rejects
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/affinity
 ReturnToService=2
