@@ -34,7 +34,11 @@ gpu-check: $(STAMP)
 report: run
 	$(VENV)/bin/snakemake --cores $(CORES) --report report.html
 
+# ruff (pinned in requirements.txt; settings in pyproject.toml) for the Python, snakemake --lint and
+# snakefmt for the Snakefile and rules.
 lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/snakemake --lint
 	$(VENV)/bin/snakefmt --check Snakefile workflow/rules
 

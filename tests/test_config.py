@@ -7,7 +7,7 @@ import yaml
 
 from lrstudy import config as study
 
-from .util import ROOT, default_config, snakemake, write_config
+from .util import ROOT, default_config, snakemake
 
 RAW = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
 
@@ -81,6 +81,20 @@ CASES = [
     ("colossalai total_steps given", setitem(["runs", "step"], {"scheduler": "colossalai.LinearWarmupLR", "kwargs": {"total_steps": 9}}), "runs.step.kwargs", "filled in by the workflow"),
     ("none with kwargs", setitem(["runs", "step"], {"scheduler": "none", "kwargs": {"gamma": 0.5}}), "runs.step.kwargs", "takes no kwargs"),
     ("schedule-free momentum 0", setitem(["runs", "step", "optimizer"], {"name": "SGDScheduleFree", "kwargs": {"lr": 1, "momentum": 0}}), "runs.step.optimizer.kwargs", "Momentum"),
+    # kwarg types: torch's own errors from a dry build stepped on a dummy parameter, at DAG build
+    ("gamma: half", setitem(["runs", "step", "kwargs", "gamma"], "half"), "runs.step.kwargs", "StepLR(step_size=100, gamma='half') is rejected by torch"),
+    ("string step_size", setitem(["runs", "step", "kwargs", "step_size"], "100"), "runs.step.kwargs", "rejected by torch: TypeError"),
+    ("list where a number belongs", setitem(["runs", "exp_0.99", "kwargs", "gamma"], [0.99]), "runs.exp_0.99.kwargs", "rejected by torch"),
+    ("OneCycleLR max_lr of two values", setitem(["runs", "onecycle_1", "kwargs", "max_lr"], [1.0, 2.0]), "runs.onecycle_1.kwargs", "rejected by torch"),
+    ("CyclicLR step_size_up text", setitem(["runs", "cyclic", "kwargs", "step_size_up"], "fifty"), "runs.cyclic.kwargs", "rejected by torch"),
+    ("optimizer momentum text", setitem(["optimizer", "kwargs", "momentum"], "high"), "optimizer.kwargs", "optimizer SGD(lr=0.1, momentum='high'"),
+    ("Adam betas not a pair", setitem(["runs", "step", "optimizer"], {"name": "Adam", "kwargs": {"lr": 0.01, "betas": 0.9}}),
+     "runs.step.optimizer.kwargs", "optimizer Adam(lr=0.01, betas=0.9) is rejected by torch"),
+    ("LARS weight_decay text", setitem(["runs", "step", "optimizer"], {"name": "LARS", "kwargs": {"lr": 1.0, "weight_decay": "none"}}),
+     "runs.step.optimizer.kwargs", "optimizer LARS(lr=1, weight_decay='none') is rejected by torch"),
+    ("LAMB eps text", setitem(["runs", "step", "optimizer"], {"name": "LAMB", "kwargs": {"lr": 0.01, "eps": "tiny"}}),
+     "runs.step.optimizer.kwargs", "optimizer LAMB(lr=0.01, eps='tiny') is rejected by torch"),
+    ("lr a list", setitem(["optimizer", "kwargs", "lr"], [0.1]), "optimizer.kwargs", "lr must be a number > 0"),
 ]
 
 
@@ -92,8 +106,13 @@ def test_bad_config_names_the_key(kind, change, key, words):
     assert f"`{key}`" in str(caught.value) and words in str(caught.value)
 
 
-def test_default_config_is_valid():
-    study.validate(copy.deepcopy(RAW))
+SHIPPED = sorted((ROOT / "config").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_shipped_config_is_valid(path):
+    """Every config/*.yaml as a user passes it with --configfile (new files are covered by the glob)."""
+    study.validate(yaml.safe_load(path.read_text()), [path], executor="local", local_gpus=0)
 
 
 def test_duplicate_run_names_are_caught(tmp_path):
@@ -113,11 +132,32 @@ def test_slurm_plans_gpus_even_from_a_login_node_without_one():
     assert study.job_gpus(config, "slurm", 0) == 0
 
 
+DAG_CASES = ["batch_size 0", "unknown scheduler", "kwargs the scheduler does not take", "gamma: half", "Adam betas not a pair"]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("kind, change, key, words", [CASES[1], CASES[4], CASES[8]], ids=["batch_size", "scheduler", "kwargs"])
-def test_snakemake_stops_at_dag_build(kind, change, key, words, tmp_path):
-    path = write_config(tmp_path / "bad.yaml", edit(change))
-    proc = snakemake("-n", "--configfile", path)
+@pytest.mark.parametrize("kind, change, key, words", [c for c in CASES if c[0] in DAG_CASES], ids=DAG_CASES)
+def test_snakemake_stops_at_dag_build(kind, change, key, words, workflow_copy):
+    """In a copy of the workflow whose config/config.yaml is the bad config: not even a plan."""
+    folder = workflow_copy(edit(change))
+    proc = snakemake("-n", cwd=folder)
     assert proc.returncode != 0
     assert f"`{key}`" in proc.stdout + proc.stderr and words in proc.stdout + proc.stderr
-    assert not list((ROOT / "results").glob("runs/*/seed*/.*tmp"))  # nothing half-written
+    assert not (folder / "results").exists()  # no job started, nothing written
+
+
+def test_numbers_in_command_line_lists_become_numbers():
+    """What Snakemake hands over for `--config 'seeds=[0,1,2]' 'optimizer={name: Adam, kwargs: {betas: [0.9, 0.99], lr: 1e-3}}'`
+    (YAML BaseLoader: every scalar a string) validates as the numbers; names stay names."""
+    overrides = {"seeds": ["0", "1", "2"], "optimizer": {"name": "Adam", "kwargs": {"betas": ["0.9", "0.99"], "lr": "1e-3"}},
+                 "report": {**RAW["report"], "best_count": "2"}}
+    config = {**copy.deepcopy(RAW), **copy.deepcopy(overrides)}
+    study.validate(config, overrides=overrides)
+    assert config["report"]["best_count"] == 2
+    assert config["seeds"] == [0, 1, 2] and all(type(s) is int for s in config["seeds"])
+    assert config["optimizer"]["kwargs"] == {"betas": [0.9, 0.99], "lr": 0.001}
+    assert config["report"]["sections"]["step"] == ["step", "exp_0.999"]
+    # without the overrides (a config file's own strings) nothing is converted: the schema says why
+    config = {**copy.deepcopy(RAW), "seeds": ["0", "1"]}
+    with pytest.raises(study.ConfigError, match="`seeds.0`.*not of type 'integer'"):
+        study.validate(config)

@@ -165,14 +165,73 @@ def check_figures(out: Path) -> None:
     assert sorted(p.stem for p in out.glob("*.png")) == sorted(FIGURES)
 
 
+# ------------------------------------------------------------------------------ what was drawn
+def capture(monkeypatch) -> dict:
+    """name -> what each figure drew, read from its matplotlib artists as plots.save gets it: per axes
+    the legend entries (text, colour) and the data lines (colour, number of points)."""
+    from matplotlib.colors import to_hex
+
+    figures = {}
+    original = plots.save
+
+    def save(fig, path):
+        axes = []
+        for ax in fig.axes:
+            legend = ax.get_legend()
+            entries = []
+            if legend is not None:
+                for text, handle in zip(legend.get_texts(), legend.legend_handles):
+                    color = handle.get_color() if hasattr(handle, "get_color") else None
+                    entries.append((text.get_text(), to_hex(color) if isinstance(color, (str, tuple)) else None))
+            lines = [(to_hex(line.get_color()), len(line.get_xdata())) for line in ax.get_lines() if len(line.get_xdata()) > 1]
+            axes.append({"legend": entries, "lines": lines})
+        figures[Path(path).stem] = axes
+        return original(fig, path)
+
+    monkeypatch.setattr(plots, "save", save)
+    return figures
+
+
+def check_drawn(figures: dict, config: dict, folder: Path) -> None:
+    """Each section's LR, loss (and test loss) figure names exactly the section's runs, in order (the
+    best three: best.csv's), each with a line of its legend colour as long as that run's data."""
+    tables = {name: pd.read_csv(folder / "tables" / f"{name}.csv") for name in ("steps", "evals", "summary", "best")}
+    diverged = set(tables["summary"].loc[tables["summary"]["status"] == "diverged", "run"])
+    for section, (lr_name, loss_name, _) in SECTION_FIGURES.items():
+        if section == "best":
+            runs = list(tables["best"].sort_values("rank")["run"])
+            names = [f"#{i + 1} {run}" for i, run in enumerate(runs)]
+            kinds = [(lr_name, "lr"), (loss_name, "loss"), ("compare3bestTestLoss", "test")]
+        else:
+            runs = names = list(config["report"]["sections"][section])
+            kinds = [(lr_name, "lr"), (loss_name, "loss")]
+        for figure, kind in kinds:
+            axes = figures[figure][0]  # the range test's loss figure: its top axes is the loss against the step
+            legend = [(text, color) for text, color in axes["legend"] if any(text.startswith(n) for n in names)]
+            assert [text.split(",")[0] for text, _ in legend] == [
+                f"{n} (diverged)" if run in diverged else n for n, run in zip(names, runs)], (figure, legend)
+            for run, (_, color) in zip(runs, legend):
+                steps = tables["steps"].loc[tables["steps"]["run"] == run, "step"].nunique()
+                evals = {split: tables["evals"][(tables["evals"]["run"] == run) & (tables["evals"]["split"] == split)]["step"].nunique()
+                         for split in ("valid", "test")}
+                # lr: the LR per step; loss: the train loss per step, smoothed and raw, and the valid
+                # loss per evaluation; test: the test loss per evaluation
+                want = {"lr": [steps], "loss": [steps, steps, evals["valid"]], "test": [evals["test"]]}[kind]
+                drawn = sorted(n for c, n in axes["lines"] if c == color)
+                for n in set(want):
+                    assert drawn.count(n) >= want.count(n), f"{figure}: {run} (colour {color}) drew lines of {drawn} points, not {want}"
+
+
 def test_figure_names_are_the_source_images():
     assert len(FIGURES) == 21 and len(set(FIGURES)) == 21
     assert {"ExponentiallyIncLR", "StepDecLoss", "OneCycleLR_DiffMax", "compare3bestTestLoss", "2_legend", "7_legend"} <= set(FIGURES)
 
 
-def test_three_seed_band_and_diverged_run(tmp_path):
+def test_three_seed_band_and_diverged_run(tmp_path, monkeypatch):
+    figures = capture(monkeypatch)
     config, out = draw(tmp_path, seeds=(0, 1, 2), diverged={"cyclic": 35, "onecycle_1.1": 20})
     check_figures(out)
+    check_drawn(figures, config, tmp_path / "results")
     tables = plots.Tables.read(tmp_path / "results" / "tables", None, [])
     assert plots.label("cyclic", tables) == "cyclic (diverged)"
     assert plots.label("step", tables) == "step"
@@ -202,7 +261,7 @@ def test_diverged_run_curve_stops_with_a_mark(tmp_path):
 
 
 def test_partly_diverged_label(tmp_path):
-    config = synthetic_study(tmp_path, seeds=(0, 1))
+    synthetic_study(tmp_path, seeds=(0, 1))
     summary = pd.read_csv(tmp_path / "tables" / "summary.csv")
     summary.loc[(summary["run"] == "step") & (summary["seed"] == 1), "status"] = "diverged"
     tables = plots.Tables(pd.read_csv(tmp_path / "tables" / "steps.csv"), pd.read_csv(tmp_path / "tables" / "evals.csv"),
@@ -217,11 +276,14 @@ def test_log_axis_only_where_the_values_span_decades():
     assert not plots.spans_decades([math.nan, 1.0])
 
 
-def test_runs_come_from_the_config_sections(tmp_path):
+def test_runs_come_from_the_config_sections(tmp_path, monkeypatch):
     config = default_config()
     config["report"]["sections"]["step"] = ["exp_0.99"]
-    config, out = draw(tmp_path, config=config)
+    figures = capture(monkeypatch)
+    config, out = draw(tmp_path, config=config, diverged={"exp_0.995": 30})
     check_figures(out)
+    check_drawn(figures, config, tmp_path / "results")
+    assert [text for text, _ in figures["StepDecLR"][0]["legend"]] == ["exp_0.99"]
     assert plots.section_title("step", ["exp_0.99"], config) == "ExponentialLR"
     assert plots.section_title("exponential", ["exp_0.999", "exp_0.995"], config) == "ExponentialLR: different gamma"
 

@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -264,8 +265,12 @@ def test_cli(drawn, tmp_path):
     text = target.read_text()
     assert text.startswith("# Colossalai and LR Range Test Report\n")
     assert sorted(p.stem for p in (target.parent / "images").glob("*.png")) == sorted(report.FIGURES)
-    # --repo defaults to the checkout holding the template: this repository
-    assert report.repository(ROOT)["source_code"] in text
+    # --repo defaults to the checkout holding the template: this repository, at its commit (asked of git here)
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+    if head.returncode != 0:
+        pytest.skip(f"{ROOT} is not a git checkout: {head.stderr.strip()}")
+    source_line = next(line for line in text.splitlines() if line.startswith("## source code:"))
+    assert f"(commit {head.stdout.strip()})" in source_line, source_line
 
 
 @pytest.mark.parametrize("name", [*report.FIGURES, "report", "workflow"])
@@ -334,3 +339,17 @@ def test_snakemake_report_and_html(tmp_path):
     assert "report.md" in html
     for caption in ("section 2 of the source report", "best scheduled runs by mean"):
         assert caption in html
+    # The same report as a zip (the catalog's `report: true`): report.html plus every figure, byte for byte
+    done = subprocess.run(snakemake + ["--report", "report.zip"], cwd=dst, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    with zipfile.ZipFile(dst / "report.zip") as archive:
+        names = archive.namelist()
+        assert any(n.endswith("/report.html") for n in names), names[:20]
+        for name in report.FIGURES:
+            member = next((n for n in names if n.endswith(f"/{name}.png")), None)
+            assert member, f"{name}.png is not in report.zip"
+            assert archive.read(member) == (dst / "results" / "figures" / f"{name}.png").read_bytes()
+        assert any(n.endswith("/report.md") for n in names) and any(n.endswith("/summary.csv") for n in names)
+    # each figure carries its labels (workflow/rules/common.smk: mark_for_report)
+    for name in ("StepDecLR", "compare3bestTestLoss"):
+        assert re.search(rf'"figure":\s*"{name}"', html), f"no label figure={name} in report.html"

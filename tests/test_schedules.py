@@ -44,19 +44,29 @@ def test_recorded_lr_equals_torch(run, digits_data, tmp_path):
 
 
 def test_range_test_lr_is_geometric_from_start_to_end(digits_data, tmp_path):
+    """The range test's LR at step i is 1e-5 * (10 / 1e-5) ** (i / (N - 1)): the recorded LRs (up to
+    wherever the loss let the run go) and, whatever the loss does, the schedule up to its last step."""
     config = default_config()
     config.update(batch_size=BATCH, epochs=EPOCHS, eval_every=1000, checkpoint_every=0)
     config["runs"]["range_test"]["range_test"]["stop_factor"] = None
-    result = train.train(run_spec(config, "range_test", 0), digits_data, tmp_path)
-    lr = pd.read_csv(tmp_path / "steps.csv")["lr"].to_numpy()
-    assert result["status"] in ("completed", "diverged")
-    if result["status"] == "completed":
-        assert len(lr) == result["total_steps"]
-        assert lr[-1] == pytest.approx(10, rel=1e-12)
-    assert lr[0] == pytest.approx(1e-5, rel=1e-12)
-    ratios = lr[1:] / lr[:-1]
-    expected = (10 / 1e-5) ** (1 / (result["total_steps"] - 1))
-    assert ratios == pytest.approx(expected, rel=1e-9)
+    spec = run_spec(config, "range_test", 0)
+    result = train.train(spec, digits_data, tmp_path)
+    total = result["total_steps"]
+    assert total == (1293 // BATCH) * EPOCHS
+    geometric = [1e-5 * (10 / 1e-5) ** (i / (total - 1)) for i in range(total)]
+    lr = pd.read_csv(tmp_path / "steps.csv")["lr"].tolist()
+    assert result["status"] in ("completed", "diverged") and 0 < len(lr) <= total
+    assert lr == pytest.approx(geometric[: len(lr)], rel=1e-9)
+    # The whole schedule the run follows (schedules.build_range_test), stepped to its end.
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    scheduler = schedules.build_range_test(optimizer, spec["range_test"], total)
+    planned = []
+    for _ in range(total):
+        planned.append(scheduler.get_last_lr()[0])
+        optimizer.step()
+        scheduler.step()
+    assert planned[0] == pytest.approx(1e-5, rel=1e-12) and planned[-1] == pytest.approx(10, rel=1e-12)
+    assert planned == pytest.approx(geometric, rel=1e-9)
 
 
 def test_range_lr_linear_mode():

@@ -1,34 +1,22 @@
 """The study through `snakemake --profile slurm` on a real SLURM (started by .ci/slurm.sh)."""
 
 import json
-import os
 import shutil
 import subprocess
 
 import pytest
+import yaml
 
+from .slurm_ci import require_ci_cluster
 from .util import ROOT, snakemake
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 
-def slurm_up() -> str | None:
-    """None when a controller answers, else why not."""
-    if not shutil.which("sinfo"):
-        return "SLURM is not installed (no sinfo on PATH); `.ci/slurm.sh start` installs and starts it"
-    ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True)
-    if ping.returncode != 0 or "UP" not in ping.stdout:
-        return f"no SLURM controller answers (`scontrol ping`: {ping.stdout.strip() or ping.stderr.strip()}); run `.ci/slurm.sh start`"
-    return None
-
-
 @pytest.fixture(scope="module")
 def cluster():
-    reason = slurm_up()
-    if reason and os.environ.get("CI") == "true":
-        pytest.fail(f"CI must run the SLURM test: {reason}")
-    if reason:
-        pytest.skip(reason)
+    """Only the cluster .ci/slurm.sh started (tests/slurm_ci.py); skipped elsewhere, failing in CI."""
+    require_ci_cluster()
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +27,9 @@ def study(cluster, tmp_path_factory):
         copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy
         copy(ROOT / name, work / name)
     shutil.copy(ROOT / "tests" / "configs" / "tiny.yaml", work / "tiny.yaml")
+    # The profile exactly as shipped: it names no partition, and the CI cluster's is not `main`.
+    resources = yaml.safe_load((work / "slurm" / "config.yaml").read_text())["default-resources"]
+    assert not [r for r in resources if r.startswith(("slurm_partition", "slurm_account"))], resources
     # device auto: the SLURM executor plans a GPU per training job although this node has none.
     proc = snakemake("--profile", "slurm", "--configfile", "tiny.yaml", "--config", "device=auto", cwd=work, timeout=1500)
     return work, proc
@@ -57,6 +48,14 @@ def test_the_study_runs_through_sbatch_and_reports(study):
         job_id = json.loads(path.read_text())["host"]["slurm_job_id"]
         shown = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True).stdout
         assert "gres:gpu:1" in shown or "gres/gpu=1" in shown, shown
+        # ... to the cluster's default partition, which the profile does not name
+        partition = next(w.split("=", 1)[1] for w in shown.split() if w.startswith("Partition="))
+        assert partition == default_partition() != "main", shown
+
+
+def default_partition() -> str:
+    names = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True).stdout.split()
+    return next(n.rstrip("*") for n in names if n.endswith("*"))
 
 
 def test_each_training_job_got_its_own_gpu_from_slurm(study):

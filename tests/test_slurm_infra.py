@@ -1,23 +1,27 @@
 """The CI SLURM cluster (.ci/slurm.sh) and the Snakemake profile slurm/config.yaml.
 
-Needs running SLURM daemons: `.ci/slurm.sh start` (as root). Without them the
-cluster tests are skipped, except when CI=true, where they fail instead.
+The cluster tests need the cluster `.ci/slurm.sh start` sets up (as root) and run only against it
+(tests/slurm_ci.py): against any other cluster they skip, saying why, and submit nothing; with
+CI=true a missing CI cluster is a failure instead.
 """
 import dataclasses
 import os
-import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-pytestmark = pytest.mark.slurm
+from .slurm_ci import IN_CI, require_ci_cluster
+
+# The cluster tests carry the `slurm` mark; the profile checks and the test with a stand-in for a
+# user's cluster run everywhere.
+slurm_mark = pytest.mark.slurm
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "slurm" / "config.yaml"
-IN_CI = os.environ.get("CI") == "true"
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL",
          "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "PREEMPTED"}
 
@@ -35,16 +39,7 @@ def run(*cmd, timeout=20):
 
 @pytest.fixture(scope="module")
 def slurm():
-    for tool in ("sinfo", "sbatch", "squeue", "scontrol"):
-        if shutil.which(tool) is None:
-            skip_or_fail(f"'{tool}' not on PATH; start SLURM with `sudo .ci/slurm.sh start`")
-    try:
-        ping = run("scontrol", "ping", timeout=15)
-    except subprocess.TimeoutExpired:
-        skip_or_fail("`scontrol ping` timed out; is slurmctld running? (.ci/slurm.sh status)")
-    if ping.returncode != 0 or " is UP" not in ping.stdout:
-        skip_or_fail("SLURM controller does not answer `scontrol ping`: "
-                     f"{(ping.stdout + ping.stderr).strip().splitlines()[:1]} (.ci/slurm.sh start)")
+    require_ci_cluster()
 
 
 def squeue_states(job_ids):
@@ -52,14 +47,19 @@ def squeue_states(job_ids):
     return dict(line.split() for line in out.splitlines() if line.strip())
 
 
-def test_node_has_two_gpus(slurm):
-    out = run("sinfo", "-h", "-N", "-p", "main", "-o", "%N %T %G").stdout.split()
-    assert len(out) == 3, f"expected one node in partition main, sinfo says {out}"
+@slurm_mark
+def test_node_has_two_gpus_in_a_default_partition_not_named_main(slurm):
+    partitions = run("sinfo", "-h", "-o", "%P").stdout.split()
+    default = [p.rstrip("*") for p in partitions if p.endswith("*")]
+    assert len(partitions) == len(default) == 1 and default != ["main"], partitions
+    out = run("sinfo", "-h", "-N", "-p", default[0], "-o", "%N %T %G").stdout.split()
+    assert len(out) == 3, f"expected one node in partition {default[0]}, sinfo says {out}"
     _, state, gres = out
     assert state.rstrip("*") in {"idle", "mixed", "allocated", "completing"}, state
     assert gres.startswith("gpu:2"), gres
 
 
+@slurm_mark
 def test_two_gpu_jobs_run_side_by_side_on_distinct_gpus(slurm, tmp_path):
     # Each job writes its CUDA_VISIBLE_DEVICES (batch step and an srun step),
     # then waits for the other one's file: that proves they ran at once.
@@ -111,7 +111,8 @@ def test_profile_names_slurm_executor_and_status_command():
     assert profile["retries"] >= 1
     assert profile["rerun-incomplete"] is True
     resources = dict(r.split("=", 1) for r in profile["default-resources"])
-    assert resources["slurm_partition"].strip("'\"") == "main"
+    # any cluster: sbatch takes the cluster's default partition and the user's default account
+    assert "slurm_partition" not in resources and "slurm_account" not in resources, resources
 
 
 def test_profile_slurm_keys_are_real_plugin_options():
@@ -123,3 +124,37 @@ def test_profile_slurm_keys_are_real_plugin_options():
     profile = yaml.safe_load(PROFILE.read_text())
     used = {k[len("slurm-"):] for k in profile if k.startswith("slurm-")}
     assert used <= fields, f"unknown plugin options: {sorted(used - fields)}"
+
+
+FAKE_TOOL = """#!/bin/sh
+# stand-in for a user's cluster: its controller answers, and any submission is recorded
+case "$0 $1" in
+  *scontrol\\ show) printf 'ClusterName             = users-hpc\\nSlurmctldHost[0]        = login1\\n' ;;
+  *scontrol\\ ping) echo 'Slurmctld(primary) at login1 is UP' ;;
+  *sinfo*) echo 'gpu*' ;;
+  *) echo "$0 $*" >> "$SUBMITTED"; echo 4242 ;;
+esac
+"""
+
+
+@pytest.mark.parametrize("ci", [False, True], ids=["user", "ci"])
+def test_another_cluster_gets_no_job_and_the_tests_say_why(tmp_path, ci):
+    """A user's cluster answers sinfo (partition gpu): the SLURM tests submit nothing to it; they skip
+    naming the cluster, or fail in CI (CI=true), where the CI cluster should have answered."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for tool in ("sinfo", "sbatch", "squeue", "scontrol", "scancel", "srun", "sacct"):
+        (fake / tool).write_text(FAKE_TOOL)
+        (fake / tool).chmod(0o755)
+    submitted = tmp_path / "submitted.log"
+    env = {**os.environ, "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}", "SUBMITTED": str(submitted), "CI": str(ci).lower()}
+    tests = [str(REPO / "tests" / "test_slurm.py"), str(REPO / "tests" / "test_slurm_infra.py")]
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rsE", "-p", "no:cacheprovider", "-m", "slurm", *tests],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert not submitted.exists(), f"a job went to the user's cluster: {submitted.read_text()}"
+    assert "'users-hpc'" in out and "never submit jobs to another cluster" in out, out[-3000:]
+    if ci:
+        assert proc.returncode == 1 and "4 error" in out, out[-3000:]
+    else:
+        assert proc.returncode == 0 and "4 skipped" in out, out[-3000:]

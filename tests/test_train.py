@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lrstudy import data, train
+from lrstudy import data, schedules, train
 from lrstudy.config import run_spec
 
-from .util import ROOT, default_config
+from .util import default_config
 
 
 def short_spec(run="step", **changes):
@@ -50,12 +50,27 @@ OPTIMIZERS = {
 }
 
 
+# The class each config name must build (module.qualname), written out here, not taken from lrstudy.
+CLASSES = {
+    "SGD": "torch.optim.sgd.SGD", "Adam": "torch.optim.adam.Adam", "AdamW": "torch.optim.adamw.AdamW",
+    "RAdam": "torch.optim.radam.RAdam", "LAMB": "colossalai.nn.optimizer.lamb.Lamb", "LARS": "colossalai.nn.optimizer.lars.Lars",
+}
+
+
 @pytest.mark.parametrize("name", OPTIMIZERS)
-def test_each_optimizer_trains_lenet5_on_cpu(name, digits_data, tmp_path):
+def test_each_optimizer_trains_lenet5_on_cpu(name, digits_data, tmp_path, monkeypatch):
+    """The job builds the named class with the configured kwargs (LAMB and LARS from colossalai), and it learns."""
+    built = []
+    original = schedules.build_optimizer
+    monkeypatch.setattr(schedules, "build_optimizer", lambda *a, **k: built.append(original(*a, **k)) or built[-1])
     spec = short_spec(optimizer={"name": name, "kwargs": OPTIMIZERS[name]}, epochs=2)
     result = train.train(spec, digits_data, tmp_path)
     losses = valid_losses(tmp_path)
     assert result["status"] == "completed" and result["optimizer"]["name"] == name
+    assert len(built) == 1 and f"{type(built[0]).__module__}.{type(built[0]).__qualname__}" == CLASSES[name]
+    group = built[0].param_groups[0]
+    for key, value in OPTIMIZERS[name].items():
+        assert group["initial_lr" if key == "lr" else key] == value, key
     assert losses[-1] < losses[0]
 
 
@@ -71,7 +86,12 @@ def test_tensorboard_event_files_load(digits_data, tmp_path):
     assert [e.value for e in events.Scalars("lr")] == pytest.approx(steps["lr"].tolist(), rel=1e-6)
 
 
-def test_two_gloo_ranks_yield_one_runs_metrics(digits_data, tmp_path):
+LOSS_RTOL = 1e-3  # 2 ranks sum the same samples' gradients in another order: float rounding only
+
+
+def test_two_gloo_ranks_train_like_one_rank_on_the_same_global_batch(digits_data, tmp_path):
+    """2 CPU ranks (torchrun, gloo, batch 16 each) against 1 rank (batch 32): the same LR at every
+    step, and the same train loss up to float rounding (relative LOSS_RTOL)."""
     spec = short_spec(procs=2, epochs=2, device="cpu")
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "lrstudy.train", "--spec", json.dumps(spec), "--data", str(digits_data), "--out", str(out)]
@@ -81,8 +101,12 @@ def test_two_gloo_ranks_yield_one_runs_metrics(digits_data, tmp_path):
     assert run["world_size"] == 2 and run["plugin"] == "TorchDDPPlugin"
     steps = pd.read_csv(out / "steps.csv")
     assert steps["step"].tolist() == list(range(2 * (1293 // 32)))  # one row per step, written once
-    losses = valid_losses(out)
-    assert losses[-1] < losses[0]
+    one = tmp_path / "one"
+    train.train({**spec, "procs": 1}, digits_data, one)
+    ref = pd.read_csv(one / "steps.csv")
+    assert steps["lr"].tolist() == pytest.approx(ref["lr"].tolist(), rel=1e-12)
+    assert steps["train_loss"].tolist() == pytest.approx(ref["train_loss"].tolist(), rel=LOSS_RTOL)
+    assert valid_losses(out) == pytest.approx(valid_losses(one), rel=LOSS_RTOL)
 
 
 def write_cifar(path, n_train=200, n_test=50, seed=0):
@@ -118,8 +142,8 @@ def test_range_test_in_validation_loss_mode_records_and_uses_valid_loss(digits_d
     from lrstudy import rangetest
 
     config = default_config()
-    config.update(epochs=4, eval_every=40, checkpoint_every=0)
-    config["runs"]["range_test"]["range_test"].update(valid_every=5, valid_subset=100, stop_factor=None)
+    config.update(epochs=8, eval_every=80, checkpoint_every=0)
+    config["runs"]["range_test"]["range_test"].update(start_lr=1e-2, valid_every=5, valid_subset=100, stop_factor=None)
     train.train(run_spec(config, "range_test", 0), digits_data, tmp_path)
     evals = pd.read_csv(tmp_path / "evals.csv")
     subset = evals[evals["split"] == "range_valid"]
@@ -127,3 +151,17 @@ def test_range_test_in_validation_loss_mode_records_and_uses_valid_loss(digits_d
     assert subset["step"].tolist() == list(range(5, last + 1, 5)) and len(subset) >= 20
     result = rangetest.analyse(tmp_path)
     assert result["source"] == "valid_loss"
+    # The suggestions come from the recorded range_valid curve: its LRs (the LR of each eval's step),
+    # bias-corrected EMA with beta 0.98 ** 5 (pandas' adjusted ewm is that average), cut at the first
+    # non-finite point, the first 10 % and the last ceil(5 / 5) points left out.
+    curve = subset.merge(pd.read_csv(tmp_path / "steps.csv")[["step", "lr"]], on="step").sort_values("step")
+    finite = np.isfinite(curve["loss"].to_numpy())
+    curve = curve.iloc[: int(np.argmin(finite)) if not finite.all() else len(curve)]
+    smoothed = curve["loss"].ewm(alpha=1 - 0.98**5, adjust=True).mean().to_numpy()
+    lrs = curve["lr"].to_numpy()
+    start, end = int(0.1 * len(lrs)), len(lrs) - 1
+    at_min = start + int(np.argmin(smoothed[start:end]))
+    suggestions = result["suggestions"]
+    assert suggestions["minimum"] == pytest.approx(lrs[at_min] / 10, rel=1e-12)
+    assert suggestions["steep"] in set(lrs[start : at_min + 1])
+    assert lrs[start] <= suggestions["valley"] <= lrs[at_min]

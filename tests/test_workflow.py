@@ -1,8 +1,9 @@
 """The workflow as a user runs it: the DAG, lint, and whole studies end to end."""
 
 import json
+import re
+import shutil
 import subprocess
-import sys
 
 import pandas as pd
 import pytest
@@ -81,3 +82,49 @@ def test_diverging_range_test_and_auto_bounds_flow_into_the_report(workflow_copy
     text = (results / "report" / "report.md").read_text()
     assert f"CyclicLR(optimizer, base_lr={format_value(used['base_lr'])}, max_lr={format_value(used['max_lr'])}" in text
     assert all(p.stat().st_size > 0 for p in (results / "report" / "images").glob("*.png"))
+
+
+def test_seeds_list_from_the_command_line_plans_every_seed(workflow_copy):
+    """`--config 'seeds=[0,1,2]'` (Snakemake reads the list's items as strings): the plan has the
+    run.json of seeds 0, 1 and 2 for every run, and nothing else."""
+    config = raw_config()
+    folder = workflow_copy(config)
+    proc = snakemake("-n", "--forceall", "--config", "seeds=[0,1,2]", cwd=folder)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    planned = set(re.findall(r"results/runs/([A-Za-z0-9][\w.-]*)/seed(\d+)/run\.json", proc.stdout))
+    assert planned == {(run, seed) for run in config["runs"] for seed in ("0", "1", "2")}
+
+
+SHIPPED = sorted((ROOT / "config").glob("*.yaml"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_each_shipped_config_builds_its_dag(path, workflow_copy):
+    """`snakemake -n --configfile config/X.yaml` plans every run and seed of X and the report, as shipped
+    (mnist and cifar10 download their raw files in the job, so their DAG needs none here)."""
+    config = yaml.safe_load(path.read_text())
+    folder = workflow_copy(config)
+    shutil.copy(path, folder / "config" / path.name)
+    proc = snakemake("-n", "--forceall", "--configfile", f"config/{path.name}", cwd=folder)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    planned = set(re.findall(r"results/runs/([A-Za-z0-9][\w.-]*)/seed(\d+)/run\.json", proc.stdout))
+    assert planned == {(run, str(seed)) for run in config["runs"] for seed in config.get("seeds", [0])}
+    assert "results/report/report.md" in proc.stdout
+
+
+def test_catalog_file_claims_what_the_workflow_has():
+    """.snakemake-workflow-catalog.yml: its claims hold (conda env for every rule that runs code,
+    report items declared); `snakemake --report` itself is tested in tests/test_report.py."""
+    catalog = yaml.safe_load((ROOT / ".snakemake-workflow-catalog.yml").read_text())
+    usage = catalog["usage"]
+    assert usage["report"] is True and set(usage["software-stack-deployment"]) >= {"conda"}
+    assert (ROOT / "config" / "README.md").is_file() and (ROOT / "config" / "config.yaml").is_file()
+    rules = (ROOT / "workflow" / "rules").glob("*.smk")
+    text = {path.name: path.read_text() for path in rules}
+    if usage["software-stack-deployment"]["conda"]:
+        for name, body in text.items():
+            for rule in re.split(r"^rule ", body, flags=re.MULTILINE)[1:]:
+                if "shell:" in rule:
+                    assert "conda:" in rule, f"{name}: rule {rule.split(':')[0]} runs without a conda env"
+    assert "report(" in "".join(text.values())

@@ -11,6 +11,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -53,12 +55,46 @@ def check_duplicate_keys(paths) -> None:
             raise ConfigError(error.key, f"{error} in {path}") from None
 
 
-def validate(config, configfiles=(), executor: str | None = "local", local_gpus: int = 0) -> None:
-    """All the checks the DAG build runs: Snakemake's schema validation (filling in defaults),
-    duplicate keys in the config files, then `check`. Raises ConfigError naming the key."""
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+_INTEGER = re.compile(r"[-+]?\d+")
+
+
+def _leaves(value, path=()):
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _leaves(item, (*path, key))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _leaves(item, (*path, index))
+    else:
+        yield path, value
+
+
+def command_line_numbers(config, overrides) -> None:
+    """Numbers inside lists and mappings given with `--config key=[...]`: Snakemake reads those with
+    YAML's BaseLoader, so `seeds=[0,1,2]` arrives as ['0', '1', '2']. Each such string that is a
+    number literal (`3`, `0.5`, `1e-5`) becomes the number, in place; top-level values Snakemake
+    already reads as numbers, and values from config files are left as they are."""
+    for key, value in (overrides or {}).items():
+        if not isinstance(value, (Mapping, list, tuple)) or key not in config:
+            continue
+        for path, leaf in _leaves(value):
+            if isinstance(leaf, str) and _NUMBER.fullmatch(leaf.strip()):
+                node = config[key]
+                for step in path[:-1]:
+                    node = node[step]
+                text = leaf.strip()
+                node[path[-1]] = int(text) if _INTEGER.fullmatch(text) else float(text)
+
+
+def validate(config, configfiles=(), executor: str | None = "local", local_gpus: int = 0, overrides=None) -> None:
+    """All the checks the DAG build runs: numbers in `--config` lists (`overrides`, see
+    command_line_numbers), Snakemake's schema validation (filling in defaults), duplicate keys in
+    the config files, then `check`. Raises ConfigError naming the key."""
     from snakemake.utils import validate as schema_validate
     from snakemake_interface_common.exceptions import WorkflowError
 
+    command_line_numbers(config, overrides)
     try:
         schema_validate(config, str(SCHEMA))
     except WorkflowError as error:

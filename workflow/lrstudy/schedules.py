@@ -151,12 +151,15 @@ def check_torch_scheduler(name: str, kwargs: dict, auto_ok: set[str], key: str =
     for arg, value in kwargs.items():
         if value == "auto" and arg not in auto_ok:
             raise ScheduleError(f"{name}: {arg!r} cannot be 'auto' (only {sorted(auto_ok) or 'none'})", key)
-    # A dry build on a dummy optimizer catches values torch itself rejects.
+    # A dry build on a dummy parameter, stepped a few times, catches values torch itself rejects,
+    # including wrong types it only trips over when stepping (StepLR(gamma="half")).
     trial = {k: (10 if k in LENGTH_KWARGS else 0.1) if v == "auto" else v for k, v in kwargs.items()}
+    dummy = _dummy_optimizer()
     try:
-        build_scheduler(_dummy_optimizer(), name, trial, steps_per_epoch=10, epochs=2)
-    except (TypeError, ValueError) as error:
-        raise ScheduleError(f"{name}({format_kwargs(kwargs)}) is rejected by torch: {error}", key) from None
+        _dry_steps(dummy, build_scheduler(dummy, name, trial, steps_per_epoch=10, epochs=2))
+    except Exception as error:  # whatever torch raises, reported before any job starts
+        message = f"{name}({format_kwargs(kwargs)}) is rejected by torch: {type(error).__name__}: {error}"
+        raise ScheduleError(message, key) from None
 
 
 def check_sequential(schedulers: list[dict], milestones: list[int]) -> None:
@@ -197,20 +200,55 @@ def _dummy_optimizer() -> torch.optim.Optimizer:
     return torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1, momentum=0.9)
 
 
+DRY_STEPS = 3
+
+
+def _dry_steps(optimizer, scheduler=None) -> None:
+    """Step `optimizer` (zero gradients) and `scheduler` DRY_STEPS times, as training does per batch.
+    Where the scheduler has one, also evaluate torch's closed form of its LR: it uses every kwarg at
+    once (StepLR's gamma only enters the stepped LR after step_size steps)."""
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            param.grad = torch.zeros_like(param)
+    for _ in range(DRY_STEPS):
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+            if hasattr(scheduler, "_get_closed_form_lr"):
+                scheduler._get_closed_form_lr()
+
+
+def _colossal_class(module: str, cls: str):
+    """The class from its source file alone (it imports only torch): no ~8 s colossalai import."""
+    top, *rest = module.split(".")
+    source = Path(importlib.util.find_spec(top).origin).parent.joinpath(*rest[:-1], rest[-1] + ".py")
+    spec = importlib.util.spec_from_file_location(f"_lrstudy_dry_{cls.lower()}", source)
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return getattr(loaded, cls)
+
+
 def check_optimizer(name: str, kwargs: dict) -> None:
     allowed, required = optimizer_kwargs_names(name)
     check_kwargs("optimizer", name, kwargs, allowed, required)
     lr = kwargs.get("lr")
-    if lr != "auto" and lr is not None and not (isinstance(lr, (int, float)) and lr > 0):
+    if lr != "auto" and lr is not None and not (isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0):
         raise ScheduleError(f"optimizer lr must be a number > 0 or 'auto', not {lr!r}")
     for key, value in kwargs.items():
         if value == "auto" and key != "lr":
             raise ScheduleError(f"optimizer {key!r} cannot be 'auto' (only lr)")
-    if name not in COLOSSAL_OPTIMIZERS:  # a dry build catches values the class rejects (not ColossalAI's: ~8 s import)
-        try:
-            build_optimizer([torch.zeros(1, requires_grad=True)], name, {**kwargs, **({"lr": 0.1} if lr == "auto" else {})})
-        except (TypeError, ValueError) as error:
-            raise ScheduleError(f"{name}({format_kwargs(kwargs)}) is rejected: {error}") from None
+    # A dry build on a dummy parameter, stepped a few times: torch's own errors for wrong values/types.
+    trial = {k: (0.1 if v == "auto" else float(v)) if k == "lr" else v for k, v in kwargs.items()}
+    try:
+        params = [torch.zeros(2, requires_grad=True)]
+        if name in COLOSSAL_OPTIMIZERS:  # from its source file: no ~8 s colossalai import
+            optimizer = _colossal_class(*COLOSSAL_OPTIMIZERS[name])(params, **trial)
+        else:
+            optimizer = build_optimizer(params, name, trial)
+        training_weights(optimizer)  # a schedule-free optimizer steps in train mode only
+        _dry_steps(optimizer)
+    except Exception as error:  # whatever torch raises, reported before any job starts
+        raise ScheduleError(f"optimizer {name}({format_kwargs(kwargs)}) is rejected by torch: {type(error).__name__}: {error}") from None
 
 
 def build_optimizer(params, name: str, kwargs: dict) -> torch.optim.Optimizer:

@@ -26,7 +26,14 @@ LOCAL_GPUS = 0 if config.get("device") == "cpu" else len(visible_gpu_ids())
 # Snakemake's validate() against workflow/schemas/config.schema.yaml, then the checks that need
 # torch or the whole config; every error names its config key. The device checks wait for the
 # DAG (`checked_executor` below): only then does Snakemake know its executor.
-study.validate(config, workflow.configfiles, executor=None, local_gpus=LOCAL_GPUS)
+# `--config key=[...]` values arrive as strings: their numbers are read as numbers first.
+study.validate(
+    config,
+    workflow.configfiles,
+    executor=None,
+    local_gpus=LOCAL_GPUS,
+    overrides=workflow.config_settings.config,
+)
 
 DATASET = config["dataset"]["name"]
 RUNS = list(config["runs"])
@@ -144,7 +151,11 @@ REPORT_CODE = os.path.join(workflow.basedir, "workflow", "lrstudy", "report.py")
 def mark_for_report(path, name, section, kind):
     caption = f"../report/{name}.rst"
     return report(
-        path, caption=caption, category=REPORT_CATEGORIES[section], subcategory=kind
+        path,
+        caption=caption,
+        category=REPORT_CATEGORIES[section],
+        subcategory=kind,
+        labels={"figure": name, "shows": kind},
     )
 
 

@@ -35,6 +35,7 @@ rule render_report:
             "results/report/report.md",
             caption="../report/report.rst",
             category="Report",
+            labels={"file": "report.md"},
         ),
         images=expand("results/report/images/{name}.png", name=FIGURES),
     log:
