@@ -18,7 +18,6 @@ import yaml
 from lrstudy import schedules
 
 SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
-SECTIONS = ("range_test", "step", "exponential", "onecycle", "onecycle_max_lr", "cyclic")
 CUDA_PLUGINS = ("low_level_zero", "gemini")
 
 

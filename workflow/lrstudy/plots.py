@@ -6,7 +6,7 @@
 Per source section (config `report.sections`; its runs in the section's order) a learning-rate
 figure, a train & valid loss figure and, where the source has one, a legend-only image; then the
 three best runs (results/tables/best.csv): LR, loss and test loss. File names are the source's
-(lrstudy.report.SECTION_FIGURES). Several seeds: the mean line and a shaded 95 % t-interval band
+(lrstudy.layout.SECTION_FIGURES). Several seeds: the mean line and a shaded 95 % t-interval band
 (mean +- t(0.975, n-1) sd / sqrt(n)). A diverged run's curves stop where it stopped, marked with an
 x, and its label says "(diverged)"; a run that never learned says "(collapsed)". Where a shown run's
 momentum changes (OneCycleLR, CyclicLR), its LR figure has a momentum panel below. The best runs
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 from pathlib import Path
 
 import matplotlib
@@ -36,7 +35,7 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 from scipy import stats as scipy_stats  # noqa: E402
 
 from lrstudy.io import atomic_path  # noqa: E402
-from lrstudy.report import BEST_TEST_FIGURE, SECTION_FIGURES  # noqa: E402
+from lrstudy.layout import BEST_TEST_FIGURE, SECTION_FIGURES, section_title  # noqa: E402
 
 DPI = 200
 LR_SIZE = (4.0, 3.0)
@@ -69,24 +68,34 @@ STYLE = {
 class Tables:
     """The aggregate tables, with non-finite values as NaN, and per-run helpers."""
 
-    def __init__(self, steps: pd.DataFrame, evals: pd.DataFrame, summary: pd.DataFrame, best: pd.DataFrame,
-                 suggestions: dict | None = None):
+    def __init__(self, steps: pd.DataFrame, evals: pd.DataFrame, summary: pd.DataFrame,
+                 best: pd.DataFrame, suggestions: dict | None = None, runs_dir: Path | None = None):
         self.steps = steps.replace([np.inf, -np.inf], np.nan)
         self.evals = evals.replace([np.inf, -np.inf], np.nan)
         self.summary = summary
         self.best = best
         self.suggestions = suggestions or {}
+        self.runs_dir = runs_dir
 
     @classmethod
     def read(cls, folder: Path, runs_dir: Path | None, range_runs: list[str]) -> "Tables":
         folder = Path(folder)
-        frames = [pd.read_csv(folder / f"{name}.csv") for name in ("steps", "evals", "summary", "best")]
+        names = ("steps", "evals", "summary", "best")
+        frames = [pd.read_csv(folder / f"{name}.csv") for name in names]
         suggestions = {}
         for run in range_runs:
             path = Path(runs_dir) / run / "suggestion.json" if runs_dir else None
             if path is not None and path.is_file():
                 suggestions[run] = json.loads(path.read_text())
-        return cls(*frames, suggestions=suggestions)
+        return cls(*frames, suggestions=suggestions, runs_dir=runs_dir)
+
+    def record(self, run: str) -> dict | None:
+        """run.json of the run's first seed that has one (None without a runs folder)."""
+        for seed in self.seeds(run) if self.runs_dir else ():
+            path = Path(self.runs_dir) / run / f"seed{seed}" / "run.json"
+            if path.is_file():
+                return json.loads(path.read_text())
+        return None
 
     def run_steps(self, run: str) -> pd.DataFrame:
         return self.steps[self.steps["run"] == run].sort_values(["seed", "step"])
@@ -415,23 +424,6 @@ def save(fig, path: Path):
     plt.close(fig)
 
 
-# ------------------------------------------------------------------------------------ titles
-def section_title(section: str, runs: list[str], config: dict) -> str:
-    specs = config["runs"]
-    if section == "range_test":
-        test = {"start_lr": 1e-5, "end_lr": 10, "mode": "exponential", **(specs[runs[0]].get("range_test") or {})}
-        short = lambda v: re.sub(r"e([+-])0*(\d)", lambda m: f"e{m.group(1).replace('+', '')}{m.group(2)}", f"{v:g}")  # noqa: E731
-        mode = "" if test["mode"] == "exponential" else f" ({test['mode']})"
-        return f"LR range test {short(test['start_lr'])} to {short(test['end_lr'])}{mode}"
-    classes = list(dict.fromkeys(specs[r].get("scheduler", "range test") for r in runs))
-    if len(classes) == 1 and len(runs) > 1:
-        keys = [k for k in dict.fromkeys(k for r in runs for k in (specs[r].get("kwargs") or {}))
-                if len({repr((specs[r].get("kwargs") or {}).get(k)) for r in runs}) > 1]
-        if keys:
-            return f"{classes[0]}: different {', '.join(keys)}"
-    return " vs ".join(classes)
-
-
 # ------------------------------------------------------------------------------------ all figures
 def best_runs(tables: Tables) -> list[str]:
     best = tables.best.sort_values("rank") if "rank" in tables.best else tables.best
@@ -454,7 +446,8 @@ def draw_all(config: dict, tables: Tables, out: Path) -> list[Path]:
             labels = {r: label(r, tables, prefix=f"#{i + 1} ") + ties[r] for i, r in enumerate(runs)}
         else:
             runs = list(sections[section])
-            title = section_title(section, runs, config)
+            records = {r: tables.record(r) for r in runs}
+            title = section_title(section, runs, config, records)
             labels = {r: label(r, tables) for r in runs}
         draw_lr(runs, tables, colors, f"{title}: learning rate", out / f"{lr_name}.png", labels)
         written.append(out / f"{lr_name}.png")

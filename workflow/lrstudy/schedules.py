@@ -19,6 +19,8 @@ from pathlib import Path
 import torch
 from torch.optim import lr_scheduler
 
+from lrstudy.layout import format_kwargs, format_value  # the one number formatter
+
 TORCH_OPTIMIZERS = ("SGD", "Adam", "AdamW", "RAdam")
 COLOSSAL_OPTIMIZERS = {"LAMB": ("colossalai.nn.optimizer.lamb", "Lamb"), "LARS": ("colossalai.nn.optimizer.lars", "Lars")}
 # Schedule-free optimizers train at one point and evaluate at another: see evaluation_weights.
@@ -376,25 +378,6 @@ def resolve_auto(spec: dict, bounds: dict) -> tuple[dict, dict, dict]:
         return filled
 
     return fill(spec["optimizer"].get("kwargs", {}), None), fill(sched_kwargs, name), record
-
-
-def format_value(value) -> str:
-    """Numbers as a person writes them: 1e-5 (not 1e-05), 10, 0.999, 1.1; lists of them likewise."""
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(map(format_value, value)) + "]"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    text = repr(value)
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        text = f"{mantissa}e{int(exponent)}"
-    return text
-
-
-def format_kwargs(kwargs: dict) -> str:
-    return ", ".join(f"{k}={format_value(v)}" for k, v in kwargs.items())
 
 
 def format_scheduler(name: str, filled: dict) -> str:

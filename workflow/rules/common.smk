@@ -8,7 +8,7 @@ sys.path.insert(0, f"{workflow.basedir}/workflow")  # the package, installed or 
 
 from lrstudy import config as study
 from lrstudy.gpus import visible_gpu_ids
-from lrstudy.report import BEST_TEST_FIGURE, FIGURES, SECTION_FIGURES
+from lrstudy import layout
 
 # Rules run `python -m lrstudy...` from the workflow's own package: with --use-conda in its env's
 # python, otherwise in the python of this Snakemake (the venv, even when it is not activated).
@@ -121,44 +121,26 @@ def final_outputs():
 
 
 # ------------------------------------------------------------------ figures and the report
-# Category of each section in `snakemake --report`: the source report's numbering.
-REPORT_CATEGORIES = {
-    "range_test": "1 range test",
-    "step": "2 step",
-    "exponential": "3 exponential",
-    "onecycle": "4 onecycle",
-    "onecycle_max_lr": "4 onecycle max_lr",
-    "cyclic": "5 cyclic",
-    "best": "6 best three",
-}
 REPORT_TEMPLATE = os.path.join(workflow.basedir, "report_template", "report.md.j2")
 # The modules as inputs too: an edit of the drawing or layout code redraws and re-renders.
 PLOTS_CODE = os.path.join(workflow.basedir, "workflow", "lrstudy", "plots.py")
 REPORT_CODE = os.path.join(workflow.basedir, "workflow", "lrstudy", "report.py")
 
 
+def figure_outputs():
+    """Every figure, marked for the HTML report with its own caption (workflow/report/NAME.rst),
+    its section's category and its kind (lrstudy.layout.figure_kinds)."""
+    return [
+        # (`report(` may not begin a line in a Snakefile: the parser takes it for the directive)
+        mark_for_report(f"results/figures/{name}.png", name, section, kind)
+        for section, name, kind in layout.figure_kinds()
+    ]
+
+
 def mark_for_report(path, name, section, kind):
     caption = f"../report/{name}.rst"
-    return report(
-        path, caption=caption, category=REPORT_CATEGORIES[section], subcategory=kind
-    )
-
-
-def figure_outputs():
-    """Every figure, marked for the HTML report with its own caption (workflow/report/NAME.rst)."""
-    outputs = []
-    for section, (lr, loss, legend) in SECTION_FIGURES.items():
-        kinds = [(lr, "learning rate"), (loss, "loss")] + (
-            [(legend, "legend")] if legend else []
-        )
-        if section == "best":
-            kinds.append((BEST_TEST_FIGURE, "test loss"))
-        for name, kind in kinds:
-            # (`report(` may not begin a line in a Snakefile: the parser takes it for the directive)
-            outputs.append(
-                mark_for_report(f"results/figures/{name}.png", name, section, kind)
-            )
-    return outputs
+    category = layout.REPORT_CATEGORIES[section]
+    return report(path, caption=caption, category=category, subcategory=kind)
 
 
 def report_runs():

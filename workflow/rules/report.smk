@@ -22,7 +22,7 @@ rule plot_figures:
 
 rule render_report:
     input:
-        figures=expand("results/figures/{name}.png", name=FIGURES),
+        figures=expand("results/figures/{name}.png", name=layout.FIGURES),
         summary="results/tables/summary.csv",
         best="results/tables/best.csv",
         comparison=rules.aggregate.output.comparison,
@@ -36,7 +36,7 @@ rule render_report:
             caption="../report/report.rst",
             category="Report",
         ),
-        images=expand("results/report/images/{name}.png", name=FIGURES),
+        images=expand("results/report/images/{name}.png", name=layout.FIGURES),
     log:
         "results/logs/render_report.log",
     conda:
