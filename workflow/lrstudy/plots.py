@@ -279,74 +279,100 @@ def style_handles(tables: Tables, runs: list[str], valid_label="valid loss") -> 
     return handles
 
 
-def draw_train_valid(ax, runs: list[str], tables: Tables, colors: dict, labels: dict, valid_split="valid"):
-    """Train loss (smoothed line, raw faint) and valid loss (markers) against the step."""
-    values, run_handles, stops = [], [], []
+def loss_panel(ax, runs: list[str], tables: Tables, colors: dict, draw_run, xlabel="step (batches)",
+               top_factor=3.0, log_x=False) -> list:
+    """A loss panel across runs. `draw_run(ax, run, color)` draws one run (its lines and seed
+    bands) and returns (curves, stop points, legend handles), or None for a run without rows;
+    then every panel is finished alike: a note when nothing was drawn, the loss axis clipped
+    (clip_loss_axis), an x where each diverged seed stopped, the x label. Returns the handles."""
+    curves, stops, handles = [], [], []
     for run in runs:
+        drawn = draw_run(ax, run, colors[run])
+        if drawn is None:
+            continue
+        curves += drawn[0]
+        stops += drawn[1]
+        handles += drawn[2]
+    if not curves:
+        empty_note(ax)
+    elif log_x:
+        ax.set_xscale("log")
+    clip_loss_axis(ax, curves, top_factor=top_factor)
+    draw_stops(ax, stops)
+    ax.set_xlabel(xlabel)
+    return handles
+
+
+def draw_train_valid(ax, runs: list[str], tables: Tables, colors: dict, labels: dict,
+                     valid_split="valid") -> list:
+    """Train loss (smoothed line, raw faint) and valid loss (markers) against the step."""
+
+    def draw_run(ax, run, color):
         frame = tables.run_steps(run)
         if not len(frame):
-            continue
-        color = colors[run]
+            return None
         raw = band(frame, "step", "train_loss")
         ax.plot(raw["step"], raw["mean"], color=color, alpha=0.2, linewidth=0.6)
         smooth = band(frame, "step", "smoothed_loss")
         plot_band(ax, smooth, "step", color)
-        stops += stop_points(tables, run, frame, "step", "smoothed_loss", color)
-        values.append(smooth["mean"].to_numpy())
+        stops = stop_points(tables, run, frame, "step", "smoothed_loss", color)
+        curves = [smooth["mean"].to_numpy()]
         for split, style in ((valid_split, "--"), ("range_valid", ":")):
             evals = tables.run_evals(run, split)
             if len(evals):
                 stats = band(evals, "step", "loss")
                 plot_band(ax, stats, "step", color, linestyle=style, marker="o", markersize=3)
-                values.append(stats["mean"].to_numpy())
-        run_handles.append(Line2D([], [], color=color, linewidth=2.5, label=labels[run]))
-    if not values:
-        empty_note(ax)
-    clip_loss_axis(ax, values)
-    draw_stops(ax, stops)
-    ax.set_xlabel("step (batches)")
-    return run_handles
+                curves.append(stats["mean"].to_numpy())
+        return curves, stops, [Line2D([], [], color=color, linewidth=2.5, label=labels[run])]
+
+    return loss_panel(ax, runs, tables, colors, draw_run)
 
 
-def draw_loss(runs: list[str], tables: Tables, colors: dict, title: str, path: Path, labels: dict,
-              split="valid", split_label="valid loss"):
-    fig, ax = plt.subplots(figsize=LOSS_SIZE, constrained_layout=True)
-    if split == "valid":
-        run_handles = draw_train_valid(ax, runs, tables, colors, labels)
-        handles = run_handles + style_handles(tables, runs)
-        ax.set_ylabel("cross-entropy loss")
-    else:  # the test split alone
-        run_handles = draw_split(ax, runs, tables, colors, labels, split)
-        handles = run_handles
-        ax.set_ylabel(split_label)
+def draw_split(ax, runs: list[str], tables: Tables, colors: dict, labels: dict, split: str) -> list:
+    """One evaluation split's loss (markers) against the step; each label ends with its final loss."""
+
+    def draw_run(ax, run, color):
+        evals = tables.run_evals(run, split)
+        if not len(evals):
+            return None
+        stats = band(evals, "step", "loss")
+        final = stats["mean"].dropna()
+        plot_band(ax, stats, "step", color, marker="o", markersize=3)
+        stops = stop_points(tables, run, evals, "step", "loss", color)
+        tail = f", final {final.iloc[-1]:.3g}" if len(final) else ""
+        handle = Line2D([], [], color=color, marker="o", markersize=3, label=f"{labels[run]}{tail}")
+        return [stats["mean"].to_numpy()], stops, [handle]
+
+    return loss_panel(ax, runs, tables, colors, draw_run)
+
+
+def finish_loss_figure(fig, ax, title: str, handles: list, path: Path) -> None:
     ax.set_title(title)
     if handles:
-        ax.legend(handles=handles, loc="best", ncol=2 if len(handles) > 6 else 1, framealpha=0.85)
+        ncol = 2 if len(handles) > 6 else 1
+        ax.legend(handles=handles, loc="best", ncol=ncol, framealpha=0.85)
     save(fig, path)
 
 
-def draw_split(ax, runs, tables: Tables, colors, labels, split):
-    values, handles, stops = [], [], []
-    for run in runs:
-        evals = tables.run_evals(run, split)
-        if not len(evals):
-            continue
-        stats = band(evals, "step", "loss")
-        final = stats["mean"].dropna()
-        plot_band(ax, stats, "step", colors[run], marker="o", markersize=3)
-        stops += stop_points(tables, run, evals, "step", "loss", colors[run])
-        values.append(stats["mean"].to_numpy())
-        tail = f", final {final.iloc[-1]:.3g}" if len(final) else ""
-        handles.append(Line2D([], [], color=colors[run], marker="o", markersize=3, label=f"{labels[run]}{tail}"))
-    if not values:
-        empty_note(ax)
-    clip_loss_axis(ax, values)
-    draw_stops(ax, stops)
-    ax.set_xlabel("step (batches)")
-    return handles
+def draw_loss(runs: list[str], tables: Tables, colors: dict, title: str, path: Path, labels: dict):
+    """The train & valid loss figure of a section."""
+    fig, ax = plt.subplots(figsize=LOSS_SIZE, constrained_layout=True)
+    run_handles = draw_train_valid(ax, runs, tables, colors, labels)
+    ax.set_ylabel("cross-entropy loss")
+    finish_loss_figure(fig, ax, title, run_handles + style_handles(tables, runs), path)
 
 
-def draw_range_loss(runs: list[str], tables: Tables, colors: dict, title: str, path: Path, labels: dict):
+def draw_split_loss(runs: list[str], tables: Tables, colors: dict, title: str, path: Path,
+                    labels: dict, split="test", split_label="test loss"):
+    """One split's loss alone (the best runs' test loss)."""
+    fig, ax = plt.subplots(figsize=LOSS_SIZE, constrained_layout=True)
+    handles = draw_split(ax, runs, tables, colors, labels, split)
+    ax.set_ylabel(split_label)
+    finish_loss_figure(fig, ax, title, handles, path)
+
+
+def draw_range_loss(runs: list[str], tables: Tables, colors: dict, title: str, path: Path,
+                    labels: dict):
     """Top: train & valid loss against the step. Bottom: the loss against the LR (log axis), the
     classic range-test view, with the suggested LRs (suggestion.json) as vertical lines."""
     fig, (top, bottom) = plt.subplots(2, 1, figsize=RANGE_LOSS_SIZE, constrained_layout=True)
@@ -355,44 +381,46 @@ def draw_range_loss(runs: list[str], tables: Tables, colors: dict, title: str, p
     top.set_title(title)
     if run_handles:
         top.legend(handles=run_handles + style_handles(tables, runs), loc="best", framealpha=0.85)
-    values, handles, stops = [], [], []
-    for run in runs:
+
+    def draw_run(ax, run, color):
         frame = tables.run_steps(run)
         if not len(frame):
-            continue
-        color = colors[run]
-        raw = band(frame, "step", "train_loss").merge(band(frame, "step", "lr")[["step", "mean"]].rename(columns={"mean": "lr"}), on="step")
+            return None
+        lr = band(frame, "step", "lr")[["step", "mean"]].rename(columns={"mean": "lr"})
+        raw = band(frame, "step", "train_loss").merge(lr, on="step")
         smooth = band(frame, "step", "smoothed_loss").merge(raw[["step", "lr"]], on="step")
-        bottom.plot(raw["lr"], raw["mean"], color=color, alpha=0.2, linewidth=0.6)
-        plot_band(bottom, smooth, "lr", color)
-        stops += stop_points(tables, run, frame, "lr", "smoothed_loss", color)
-        values.append(smooth["mean"].to_numpy())
+        ax.plot(raw["lr"], raw["mean"], color=color, alpha=0.2, linewidth=0.6)
+        plot_band(ax, smooth, "lr", color)
+        stops = stop_points(tables, run, frame, "lr", "smoothed_loss", color)
         evals = tables.run_evals(run, "range_valid")
         if len(evals):
             merged = band(evals, "step", "loss").merge(raw[["step", "lr"]], on="step")
-            plot_band(bottom, merged, "lr", color, linestyle=":", marker="o", markersize=3)
-        handles.append(Line2D([], [], color=color, label=f"{labels[run]}: smoothed train loss"))
-        sugg = (tables.suggestions.get(run) or {}).get("suggestions") or {}
-        for rule, lr in sugg.items():
-            if lr is None or not np.isfinite(lr) or lr <= 0:
-                continue
-            bottom.axvline(lr, color=SUGGESTION_COLORS.get(rule, color), linestyle=SUGGESTION_STYLES.get(rule, "-"),
-                           linewidth=1.2)
-            name = f"{rule} {lr:.2g}" if len(runs) == 1 else f"{run} {rule} {lr:.2g}"
-            handles.append(Line2D([], [], color=SUGGESTION_COLORS.get(rule, color),
-                                  linestyle=SUGGESTION_STYLES.get(rule, "-"), label=f"suggested: {name}"))
-    if not values:
-        empty_note(bottom)
-    else:
-        bottom.set_xscale("log")
-    clip_loss_axis(bottom, values, top_factor=2.0)
-    draw_stops(bottom, stops)
-    bottom.set_xlabel("learning rate (log scale)")
+            plot_band(ax, merged, "lr", color, linestyle=":", marker="o", markersize=3)
+        handles = [Line2D([], [], color=color, label=f"{labels[run]}: smoothed train loss")]
+        return [smooth["mean"].to_numpy()], stops, handles + suggestion_lines(ax, tables.suggestions.get(run), run, runs, color)
+
+    handles = loss_panel(bottom, runs, tables, colors, draw_run,
+                         xlabel="learning rate (log scale)", top_factor=2.0, log_x=True)
     bottom.set_ylabel("train loss")
     bottom.set_title("loss against learning rate, suggested LRs")
     if handles:
         bottom.legend(handles=handles, loc="upper left", framealpha=0.85)
     save(fig, path)
+
+
+def suggestion_lines(ax, suggestion: dict | None, run: str, runs: list[str], color) -> list:
+    """The range test's suggested LRs (suggestion.json) as vertical lines; their legend handles."""
+    handles = []
+    sugg = (suggestion or {}).get("suggestions") or {}
+    for rule, lr in sugg.items():
+        if lr is None or not np.isfinite(lr) or lr <= 0:
+            continue
+        style = {"color": SUGGESTION_COLORS.get(rule, color),
+                 "linestyle": SUGGESTION_STYLES.get(rule, "-")}
+        ax.axvline(lr, linewidth=1.2, **style)
+        name = f"{rule} {lr:.2g}" if len(runs) == 1 else f"{run} {rule} {lr:.2g}"
+        handles.append(Line2D([], [], label=f"suggested: {name}", **style))
+    return handles
 
 
 def draw_legend(runs: list[str], tables: Tables, colors: dict, path: Path, labels: dict):
@@ -460,8 +488,8 @@ def draw_all(config: dict, tables: Tables, out: Path) -> list[Path]:
             draw_legend(runs, tables, colors, out / f"{legend_name}.png", labels)
             written.append(out / f"{legend_name}.png")
         if section == "best":
-            draw_loss(runs, tables, colors, f"{title}: test loss", out / f"{BEST_TEST_FIGURE}.png", labels,
-                      split="test", split_label="test loss")
+            draw_split_loss(runs, tables, colors, f"{title}: test loss",
+                            out / f"{BEST_TEST_FIGURE}.png", labels)
             written.append(out / f"{BEST_TEST_FIGURE}.png")
     return written
 
