@@ -7,7 +7,7 @@
    leasing its own GPU (no two overlapping jobs share an id);
 3. determinism on CUDA: one run trained twice gives byte-identical steps.csv and evals.csv;
 4. the same run in bf16 (its fp32 twin's numbers beside it);
-5. `lrstudy.bench` on CUDA.
+5. the bench (workflow/benchmarks/bench.py) on CUDA.
 Without CUDA it says so and exits 0. Exits 1 when a check fails (the JSON says which).
 """
 
@@ -97,7 +97,8 @@ def summarize(folder: Path) -> dict:
 
 def bench() -> dict:
     out = REPO / "results" / "gpu-check" / "bench.json"
-    seconds = run([sys.executable, "-m", "lrstudy.bench", "--device", "cuda", "--out", str(out)])
+    script = REPO / "workflow" / "benchmarks" / "bench.py"
+    seconds = run([sys.executable, str(script), "--device", "cuda", "--no-study", "--out", str(out)])
     return {"wall_seconds": seconds, "result": json.loads(out.read_text())}
 
 
