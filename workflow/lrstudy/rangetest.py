@@ -4,11 +4,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from lrstudy.io import write_json
 
 
 def range_lr(step: int, total_steps: int, start_lr: float, end_lr: float, mode: str = "exponential") -> float:
@@ -248,24 +248,6 @@ def combine(dicts) -> dict:
             "suggestions": sugg, "spread": spread, "bounds": bounds(sugg), "status": status}
 
 
-def write_json(obj, path) -> None:
-    """Write `obj` as JSON atomically: a temp file in the same folder, then os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=2, allow_nan=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m lrstudy.rangetest", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -280,9 +262,10 @@ def main(argv=None) -> int:
     c.add_argument("--out", required=True)
     a = p.parse_args(argv)
     if a.cmd == "suggest":
-        write_json(analyse(a.run_dir, a.use_valid), a.out)
+        write_json(a.out, analyse(a.run_dir, a.use_valid), allow_nan=False)
     else:
-        write_json(combine(json.loads(Path(f).read_text()) for f in a.inputs), a.out)
+        combined = combine(json.loads(Path(f).read_text()) for f in a.inputs)
+        write_json(a.out, combined, allow_nan=False)
     return 0
 
 
