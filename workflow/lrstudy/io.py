@@ -46,7 +46,7 @@ def write_json(path, data, allow_nan: bool = True) -> None:
 
 
 def write_csv(path, fieldnames: list[str], rows: list[dict]) -> None:
-    """CSV with floats written by repr(): exact round trip, identical bytes for identical numbers."""
+    """CSV with floats written by repr(): exact round trip, the same bytes for the same numbers."""
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fieldnames, lineterminator="\n")
         writer.writeheader()

@@ -194,7 +194,7 @@ def draw_stops(ax, points: list) -> None:
 
 
 def minor_label(value, _pos=None) -> str:
-    """Plain numbers on a log axis's minor ticks at 2 and 5 times a power of ten (0.2, 0.5, 2, 5)."""
+    """Plain numbers on a log axis's minor ticks at 2 and 5 times a power of ten (0.2, 5, ...)."""
     if value <= 0:
         return ""
     mantissa = round(value / 10 ** math.floor(math.log10(value)), 6)
@@ -329,7 +329,7 @@ def draw_train_valid(ax, runs: list[str], tables: Tables, colors: dict, labels: 
 
 
 def draw_split(ax, runs: list[str], tables: Tables, colors: dict, labels: dict, split: str) -> list:
-    """One evaluation split's loss (markers) against the step; each label ends with its final loss."""
+    """One evaluation split's loss (markers) against the step; labels end with the final loss."""
 
     def draw_run(ax, run, color):
         evals = tables.run_evals(run, split)

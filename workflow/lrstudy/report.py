@@ -1,7 +1,8 @@
 """The Markdown report: the source report's layout, filled from the config, run.json and the tables.
 
     python -m lrstudy.report --config-json JSON --tables results/tables --runs results/runs \
-        --figures results/figures --template report_template/report.md.j2 --out results/report/report.md
+        --figures results/figures --template report_template/report.md.j2 \
+        --out results/report/report.md
 
 The layout (headings, code lines, images, widths) lives in report_template/report.md.j2; this module
 computes the text that depends on the study: headings and code lines from the first run of each
@@ -35,14 +36,21 @@ from lrstudy.schedules import FILLED
 
 # First sentence of torch's docstring of each class: the section headings of the source report.
 HEADINGS = {
-    "StepLR": "Decays the learning rate of each parameter group by gamma={gamma} every {step_size} epochs.",
+    "StepLR": "Decays the learning rate of each parameter group by gamma={gamma} "
+    "every {step_size} epochs.",
     "ExponentialLR": "Decays the learning rate of each parameter group by gamma every epoch.",
-    "OneCycleLR": "Sets the learning rate of each parameter group according to the 1cycle learning rate policy.",
-    "CyclicLR": "Sets the learning rate of each parameter group according to cyclical learning rate policy (CLR).",
-    "MultiStepLR": "Decays the learning rate of each parameter group by gamma once the number of epoch reaches one of the milestones.",
-    "CosineAnnealingLR": "Set the learning rate of each parameter group using a cosine annealing schedule.",
-    "CosineAnnealingWarmRestarts": "Set the learning rate of each parameter group using a cosine annealing schedule with warm restarts.",
-    "LinearLR": "Decays the learning rate of each parameter group by linearly changing small multiplicative factor.",
+    "OneCycleLR": "Sets the learning rate of each parameter group according to the 1cycle "
+    "learning rate policy.",
+    "CyclicLR": "Sets the learning rate of each parameter group according to cyclical "
+    "learning rate policy (CLR).",
+    "MultiStepLR": "Decays the learning rate of each parameter group by gamma once the number "
+    "of epoch reaches one of the milestones.",
+    "CosineAnnealingLR": "Set the learning rate of each parameter group using a cosine "
+    "annealing schedule.",
+    "CosineAnnealingWarmRestarts": "Set the learning rate of each parameter group using a "
+    "cosine annealing schedule with warm restarts.",
+    "LinearLR": "Decays the learning rate of each parameter group by linearly changing small "
+    "multiplicative factor.",
     "ConstantLR": "Multiply the learning rate of each parameter group by a small constant factor.",
     "PolynomialLR": "Decays the learning rate of each parameter group using a polynomial function.",
 }
@@ -177,7 +185,7 @@ def web_url(url: str) -> str:
 
 
 def repository(repo_dir: Path) -> dict:
-    """{"url", "commit", "source_code", "github_link"}: "unknown" where git or the remote is missing."""
+    """{"url", "commit", "source_code", "github_link"}: "unknown" without git or a remote."""
     inside = _git(repo_dir, "rev-parse", "--is-inside-work-tree") == "true"
     remote = _git(repo_dir, "remote", "get-url", "origin") if inside else None
     commit = _git(repo_dir, "rev-parse", "HEAD") if inside else None
@@ -278,7 +286,7 @@ def render_text(template_path: Path, ctx: dict) -> str:
 
 def render(config: dict, template: Path, out: Path, figures: Path | None = None, tables: Path | None = None,
            runs_dir: Path | None = None, repo_dir: Path = Path(".")) -> str:
-    """Write the report to `out` and copy the figures to `out`'s images/ folder; returns the text."""
+    """Write the report to `out`, copy the figures to `out`'s images/ folder; return the text."""
     text = render_text(template, context(config, tables, runs_dir, repo_dir))
     out = Path(out)
     if figures is not None:
