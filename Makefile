@@ -23,8 +23,10 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 
+# The benchmark (workflow/benchmarks/bench.py), the default study's wall time included; it takes
+# a while: BENCH_ARGS=--no-study leaves the study out, BENCH_ARGS=--tiny is a smoke run.
 bench: $(STAMP)
-	$(PY) -m lrstudy.bench $(BENCH_ARGS)
+	$(PY) workflow/benchmarks/bench.py $(BENCH_ARGS)
 
 # On a CUDA machine: the study on GPUs, two jobs on two GPUs, determinism and bf16 on CUDA, the
 # bench; writes results/gpu-check/gpu_check.json. Elsewhere it says there is no GPU and exits 0.

@@ -37,4 +37,4 @@ localrules:
 rule all:
     default_target: True
     input:
-        final_outputs(),
+        get_final_outputs(),

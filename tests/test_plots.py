@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from lrstudy import plots
-from lrstudy.report import FIGURES, SECTION_FIGURES
+from lrstudy.layout import FIGURES, SECTION_FIGURES
 
 from .util import default_config
 

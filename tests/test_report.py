@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lrstudy import plots, report
+from lrstudy import layout, plots, report
 
 from .test_plots import png_size, synthetic_study
 from .util import ROOT, SHARED, default_config
@@ -290,7 +290,7 @@ def test_captions_render_without_rst_warnings(name):
     html = publish_parts(text, writer="html", settings_overrides={"halt_level": 2, "report_level": 5})["body"]
     assert "{{" not in html and "{%" not in html
     if name in report.FIGURES:
-        sections = [s for s, figs in report.SECTION_FIGURES.items() if name in figs] or ["best"]
+        sections = [s for s, figs in layout.SECTION_FIGURES.items() if name in figs] or ["best"]
         if sections[0] != "best":
             for run in Snakemake.config["report"]["sections"][sections[0]]:
                 assert run in html, f"{name}.rst does not name run {run}"

@@ -19,7 +19,8 @@ def test_dry_run_builds_the_default_dag():
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     counts = dict(line.split()[:2] for line in proc.stdout.splitlines() if line.strip() and line.split()[-1].isdigit() and len(line.split()) == 2)
     assert int(counts["train"]) == len(config["runs"])  # one job per run trains all its seeds
-    assert int(counts["suggest_lr"]) == sum("range_test" in r for r in config["runs"].values()) * len(config["seeds"])
+    tests = sum("range_test" in r for r in config["runs"].values())
+    assert int(counts["suggest_lr"]) == tests * len(config["seeds"])  # one per range test and seed
     for rule in ("prepare_data", "aggregate", "combine_suggestions", "plot_figures", "render_report", "all"):
         assert int(counts[rule]) == 1
 

@@ -20,7 +20,6 @@ import yaml
 from lrstudy import schedules
 
 SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
-SECTIONS = ("range_test", "step", "exponential", "onecycle", "onecycle_max_lr", "cyclic")
 CUDA_PLUGINS = ("low_level_zero", "gemini")
 
 
@@ -150,7 +149,8 @@ def check_auto(config) -> None:
         if ours != theirs:
             raise ConfigError(
                 f"runs.{name}.auto_from",
-                f"run {name!r} trains with {ours} but takes `auto` from range test {source!r}, which uses {theirs}; "
+                f"run {name!r} trains with {ours} but takes `auto` from range test {source!r}, "
+                f"which uses {theirs}; "
                 f"add a range test with {ours} (or set `auto_from` to one)",
             )
 
@@ -205,13 +205,14 @@ def check(config, executor: str | None = "local", local_gpus: int = 0) -> None:
 
 
 def check_composition(key: str, run: dict) -> None:
-    """`schedulers` and `milestones` belong to SequentialLR runs, and they need both (not `kwargs`)."""
+    """`schedulers` and `milestones` belong to SequentialLR runs, which need both (no `kwargs`)."""
     sequential = run["scheduler"] == schedules.SEQUENTIAL
     for part in ("schedulers", "milestones"):
         if sequential and part not in run:
             raise ConfigError(f"{key}.{part}", f"a {schedules.SEQUENTIAL} run needs `schedulers` (its children) and `milestones`")
         if not sequential and part in run:
-            raise ConfigError(f"{key}.{part}", f"only a {schedules.SEQUENTIAL} run has `{part}`; this run's scheduler is {run['scheduler']}")
+            raise ConfigError(f"{key}.{part}", f"only a {schedules.SEQUENTIAL} run has `{part}`; "
+                f"this run's scheduler is {run['scheduler']}")
     if sequential and run.get("kwargs"):
         raise ConfigError(f"{key}.kwargs", f"a {schedules.SEQUENTIAL} run takes `schedulers` and `milestones`, not `kwargs`")
 
@@ -245,16 +246,19 @@ def check_device(config, executor: str, local_gpus: int) -> None:
     if plan == "cuda" and executor != "slurm" and config["gpus"] > local_gpus:
         raise ConfigError("gpus", f"{config['gpus']} GPUs per job, but this machine shows {local_gpus}")
     if config["plugin"] in CUDA_PLUGINS and plan != "cuda":
-        raise ConfigError("plugin", f"`{config['plugin']}` needs CUDA, and this run is planned on the CPU; choose auto, none or torch_ddp")
+        raise ConfigError("plugin", f"`{config['plugin']}` needs CUDA, and this run is planned on the CPU; "
+            "choose auto, none or torch_ddp")
     world = world_size(config, plan)
     if config["plugin"] == "none" and world > 1:
         raise ConfigError("plugin", f"`none` runs a single rank, but the job has {world} ranks; choose auto or torch_ddp")
     if config["batch_size"] % world:
         raise ConfigError("batch_size", f"{config['batch_size']} is the global batch and must divide by the {world} ranks")
     if config["precision"] == "fp16" and plan == "cpu":
-        raise ConfigError("precision", "fp16 needs CUDA, and this run is planned on the CPU; use bf16 (torch.autocast) or fp32")
+        raise ConfigError("precision", "fp16 needs CUDA, and this run is planned on the CPU; "
+            "use bf16 (torch.autocast) or fp32")
     if plan == "cpu" and world > 1 and config["model"] == "resnet18":
-        raise ConfigError("procs", "resnet18 has BatchNorm, which TorchDDPPlugin turns into SyncBatchNorm, unsupported on the CPU")
+        raise ConfigError("procs", "resnet18 has BatchNorm, which TorchDDPPlugin turns into SyncBatchNorm, "
+            "unsupported on the CPU")
 
 
 def check_dataset(dataset) -> None:
@@ -269,7 +273,8 @@ def check_dataset(dataset) -> None:
     if missing and (dataset.get("data_dir") or not dataset.get("download")):
         raise ConfigError(
             "dataset.data_dir",
-            f"{folder} lacks {', '.join(missing)} (raw {dataset['name']} files): set `dataset.data_dir` to a folder "
+            f"{folder} lacks {', '.join(missing)} (raw {dataset['name']} files): "
+            "set `dataset.data_dir` to a folder "
             "holding them" + ("" if dataset["name"] == "mnist10k" else ", or `dataset.download: true`"),
         )
 

@@ -38,12 +38,15 @@ def write_text(path, text: str) -> None:
         Path(tmp).write_text(text)
 
 
-def write_json(path, data) -> None:
-    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+def write_json(path, data, allow_nan: bool = True) -> None:
+    """`data` as indented JSON (objects JSON lacks as their str()); with allow_nan=False a NaN or
+    infinity raises ValueError instead of writing JSON that strict parsers reject."""
+    text = json.dumps(data, indent=2, sort_keys=False, default=str, allow_nan=allow_nan)
+    write_text(path, text + "\n")
 
 
 def write_csv(path, fieldnames: list[str], rows: list[dict]) -> None:
-    """CSV with floats written by repr(): exact round trip, identical bytes for identical numbers."""
+    """CSV with floats written by repr(): exact round trip, the same bytes for the same numbers."""
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fieldnames, lineterminator="\n")
         writer.writeheader()

@@ -6,7 +6,7 @@
 Per source section (config `report.sections`; its runs in the section's order) a learning-rate
 figure, a train & valid loss figure and, where the source has one, a legend-only image; then the
 three best runs (results/tables/best.csv): LR, loss and test loss. File names are the source's
-(lrstudy.report.SECTION_FIGURES). Several seeds: the mean line and a shaded 95 % t-interval band
+(lrstudy.layout.SECTION_FIGURES). Several seeds: the mean line and a shaded 95 % t-interval band
 (mean +- t(0.975, n-1) sd / sqrt(n)). A diverged run's curves stop where it stopped, marked with an
 x, and its label says "(diverged)"; a run that never learned says "(collapsed)". Where a shown run's
 momentum changes (OneCycleLR, CyclicLR), its LR figure has a momentum panel below. The best runs
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 from pathlib import Path
 
 import matplotlib
@@ -36,7 +35,7 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 from scipy import stats as scipy_stats  # noqa: E402
 
 from lrstudy.io import atomic_path  # noqa: E402
-from lrstudy.report import BEST_TEST_FIGURE, SECTION_FIGURES  # noqa: E402
+from lrstudy.layout import BEST_TEST_FIGURE, SECTION_FIGURES, section_title  # noqa: E402
 
 DPI = 200
 LR_SIZE = (4.0, 3.0)
@@ -69,24 +68,34 @@ STYLE = {
 class Tables:
     """The aggregate tables, with non-finite values as NaN, and per-run helpers."""
 
-    def __init__(self, steps: pd.DataFrame, evals: pd.DataFrame, summary: pd.DataFrame, best: pd.DataFrame,
-                 suggestions: dict | None = None):
+    def __init__(self, steps: pd.DataFrame, evals: pd.DataFrame, summary: pd.DataFrame,
+                 best: pd.DataFrame, suggestions: dict | None = None, runs_dir: Path | None = None):
         self.steps = steps.replace([np.inf, -np.inf], np.nan)
         self.evals = evals.replace([np.inf, -np.inf], np.nan)
         self.summary = summary
         self.best = best
         self.suggestions = suggestions or {}
+        self.runs_dir = runs_dir
 
     @classmethod
     def read(cls, folder: Path, runs_dir: Path | None, range_runs: list[str]) -> "Tables":
         folder = Path(folder)
-        frames = [pd.read_csv(folder / f"{name}.csv") for name in ("steps", "evals", "summary", "best")]
+        names = ("steps", "evals", "summary", "best")
+        frames = [pd.read_csv(folder / f"{name}.csv") for name in names]
         suggestions = {}
         for run in range_runs:
             path = Path(runs_dir) / run / "suggestion.json" if runs_dir else None
             if path is not None and path.is_file():
                 suggestions[run] = json.loads(path.read_text())
-        return cls(*frames, suggestions=suggestions)
+        return cls(*frames, suggestions=suggestions, runs_dir=runs_dir)
+
+    def record(self, run: str) -> dict | None:
+        """run.json of the run's first seed that has one (None without a runs folder)."""
+        for seed in self.seeds(run) if self.runs_dir else ():
+            path = Path(self.runs_dir) / run / f"seed{seed}" / "run.json"
+            if path.is_file():
+                return json.loads(path.read_text())
+        return None
 
     def run_steps(self, run: str) -> pd.DataFrame:
         return self.steps[self.steps["run"] == run].sort_values(["seed", "step"])
@@ -185,7 +194,7 @@ def draw_stops(ax, points: list) -> None:
 
 
 def minor_label(value, _pos=None) -> str:
-    """Plain numbers on a log axis's minor ticks at 2 and 5 times a power of ten (0.2, 0.5, 2, 5)."""
+    """Plain numbers on a log axis's minor ticks at 2 and 5 times a power of ten (0.2, 5, ...)."""
     if value <= 0:
         return ""
     mantissa = round(value / 10 ** math.floor(math.log10(value)), 6)
@@ -270,74 +279,100 @@ def style_handles(tables: Tables, runs: list[str], valid_label="valid loss") -> 
     return handles
 
 
-def draw_train_valid(ax, runs: list[str], tables: Tables, colors: dict, labels: dict, valid_split="valid"):
-    """Train loss (smoothed line, raw faint) and valid loss (markers) against the step."""
-    values, run_handles, stops = [], [], []
+def loss_panel(ax, runs: list[str], tables: Tables, colors: dict, draw_run, xlabel="step (batches)",
+               top_factor=3.0, log_x=False) -> list:
+    """A loss panel across runs. `draw_run(ax, run, color)` draws one run (its lines and seed
+    bands) and returns (curves, stop points, legend handles), or None for a run without rows;
+    then every panel is finished alike: a note when nothing was drawn, the loss axis clipped
+    (clip_loss_axis), an x where each diverged seed stopped, the x label. Returns the handles."""
+    curves, stops, handles = [], [], []
     for run in runs:
+        drawn = draw_run(ax, run, colors[run])
+        if drawn is None:
+            continue
+        curves += drawn[0]
+        stops += drawn[1]
+        handles += drawn[2]
+    if not curves:
+        empty_note(ax)
+    elif log_x:
+        ax.set_xscale("log")
+    clip_loss_axis(ax, curves, top_factor=top_factor)
+    draw_stops(ax, stops)
+    ax.set_xlabel(xlabel)
+    return handles
+
+
+def draw_train_valid(ax, runs: list[str], tables: Tables, colors: dict, labels: dict,
+                     valid_split="valid") -> list:
+    """Train loss (smoothed line, raw faint) and valid loss (markers) against the step."""
+
+    def draw_run(ax, run, color):
         frame = tables.run_steps(run)
         if not len(frame):
-            continue
-        color = colors[run]
+            return None
         raw = band(frame, "step", "train_loss")
         ax.plot(raw["step"], raw["mean"], color=color, alpha=0.2, linewidth=0.6)
         smooth = band(frame, "step", "smoothed_loss")
         plot_band(ax, smooth, "step", color)
-        stops += stop_points(tables, run, frame, "step", "smoothed_loss", color)
-        values.append(smooth["mean"].to_numpy())
+        stops = stop_points(tables, run, frame, "step", "smoothed_loss", color)
+        curves = [smooth["mean"].to_numpy()]
         for split, style in ((valid_split, "--"), ("range_valid", ":")):
             evals = tables.run_evals(run, split)
             if len(evals):
                 stats = band(evals, "step", "loss")
                 plot_band(ax, stats, "step", color, linestyle=style, marker="o", markersize=3)
-                values.append(stats["mean"].to_numpy())
-        run_handles.append(Line2D([], [], color=color, linewidth=2.5, label=labels[run]))
-    if not values:
-        empty_note(ax)
-    clip_loss_axis(ax, values)
-    draw_stops(ax, stops)
-    ax.set_xlabel("step (batches)")
-    return run_handles
+                curves.append(stats["mean"].to_numpy())
+        return curves, stops, [Line2D([], [], color=color, linewidth=2.5, label=labels[run])]
+
+    return loss_panel(ax, runs, tables, colors, draw_run)
 
 
-def draw_loss(runs: list[str], tables: Tables, colors: dict, title: str, path: Path, labels: dict,
-              split="valid", split_label="valid loss"):
-    fig, ax = plt.subplots(figsize=LOSS_SIZE, constrained_layout=True)
-    if split == "valid":
-        run_handles = draw_train_valid(ax, runs, tables, colors, labels)
-        handles = run_handles + style_handles(tables, runs)
-        ax.set_ylabel("cross-entropy loss")
-    else:  # the test split alone
-        run_handles = draw_split(ax, runs, tables, colors, labels, split)
-        handles = run_handles
-        ax.set_ylabel(split_label)
+def draw_split(ax, runs: list[str], tables: Tables, colors: dict, labels: dict, split: str) -> list:
+    """One evaluation split's loss (markers) against the step; labels end with the final loss."""
+
+    def draw_run(ax, run, color):
+        evals = tables.run_evals(run, split)
+        if not len(evals):
+            return None
+        stats = band(evals, "step", "loss")
+        final = stats["mean"].dropna()
+        plot_band(ax, stats, "step", color, marker="o", markersize=3)
+        stops = stop_points(tables, run, evals, "step", "loss", color)
+        tail = f", final {final.iloc[-1]:.3g}" if len(final) else ""
+        handle = Line2D([], [], color=color, marker="o", markersize=3, label=f"{labels[run]}{tail}")
+        return [stats["mean"].to_numpy()], stops, [handle]
+
+    return loss_panel(ax, runs, tables, colors, draw_run)
+
+
+def finish_loss_figure(fig, ax, title: str, handles: list, path: Path) -> None:
     ax.set_title(title)
     if handles:
-        ax.legend(handles=handles, loc="best", ncol=2 if len(handles) > 6 else 1, framealpha=0.85)
+        ncol = 2 if len(handles) > 6 else 1
+        ax.legend(handles=handles, loc="best", ncol=ncol, framealpha=0.85)
     save(fig, path)
 
 
-def draw_split(ax, runs, tables: Tables, colors, labels, split):
-    values, handles, stops = [], [], []
-    for run in runs:
-        evals = tables.run_evals(run, split)
-        if not len(evals):
-            continue
-        stats = band(evals, "step", "loss")
-        final = stats["mean"].dropna()
-        plot_band(ax, stats, "step", colors[run], marker="o", markersize=3)
-        stops += stop_points(tables, run, evals, "step", "loss", colors[run])
-        values.append(stats["mean"].to_numpy())
-        tail = f", final {final.iloc[-1]:.3g}" if len(final) else ""
-        handles.append(Line2D([], [], color=colors[run], marker="o", markersize=3, label=f"{labels[run]}{tail}"))
-    if not values:
-        empty_note(ax)
-    clip_loss_axis(ax, values)
-    draw_stops(ax, stops)
-    ax.set_xlabel("step (batches)")
-    return handles
+def draw_loss(runs: list[str], tables: Tables, colors: dict, title: str, path: Path, labels: dict):
+    """The train & valid loss figure of a section."""
+    fig, ax = plt.subplots(figsize=LOSS_SIZE, constrained_layout=True)
+    run_handles = draw_train_valid(ax, runs, tables, colors, labels)
+    ax.set_ylabel("cross-entropy loss")
+    finish_loss_figure(fig, ax, title, run_handles + style_handles(tables, runs), path)
 
 
-def draw_range_loss(runs: list[str], tables: Tables, colors: dict, title: str, path: Path, labels: dict):
+def draw_split_loss(runs: list[str], tables: Tables, colors: dict, title: str, path: Path,
+                    labels: dict, split="test", split_label="test loss"):
+    """One split's loss alone (the best runs' test loss)."""
+    fig, ax = plt.subplots(figsize=LOSS_SIZE, constrained_layout=True)
+    handles = draw_split(ax, runs, tables, colors, labels, split)
+    ax.set_ylabel(split_label)
+    finish_loss_figure(fig, ax, title, handles, path)
+
+
+def draw_range_loss(runs: list[str], tables: Tables, colors: dict, title: str, path: Path,
+                    labels: dict):
     """Top: train & valid loss against the step. Bottom: the loss against the LR (log axis), the
     classic range-test view, with the suggested LRs (suggestion.json) as vertical lines."""
     fig, (top, bottom) = plt.subplots(2, 1, figsize=RANGE_LOSS_SIZE, constrained_layout=True)
@@ -346,44 +381,46 @@ def draw_range_loss(runs: list[str], tables: Tables, colors: dict, title: str, p
     top.set_title(title)
     if run_handles:
         top.legend(handles=run_handles + style_handles(tables, runs), loc="best", framealpha=0.85)
-    values, handles, stops = [], [], []
-    for run in runs:
+
+    def draw_run(ax, run, color):
         frame = tables.run_steps(run)
         if not len(frame):
-            continue
-        color = colors[run]
-        raw = band(frame, "step", "train_loss").merge(band(frame, "step", "lr")[["step", "mean"]].rename(columns={"mean": "lr"}), on="step")
+            return None
+        lr = band(frame, "step", "lr")[["step", "mean"]].rename(columns={"mean": "lr"})
+        raw = band(frame, "step", "train_loss").merge(lr, on="step")
         smooth = band(frame, "step", "smoothed_loss").merge(raw[["step", "lr"]], on="step")
-        bottom.plot(raw["lr"], raw["mean"], color=color, alpha=0.2, linewidth=0.6)
-        plot_band(bottom, smooth, "lr", color)
-        stops += stop_points(tables, run, frame, "lr", "smoothed_loss", color)
-        values.append(smooth["mean"].to_numpy())
+        ax.plot(raw["lr"], raw["mean"], color=color, alpha=0.2, linewidth=0.6)
+        plot_band(ax, smooth, "lr", color)
+        stops = stop_points(tables, run, frame, "lr", "smoothed_loss", color)
         evals = tables.run_evals(run, "range_valid")
         if len(evals):
             merged = band(evals, "step", "loss").merge(raw[["step", "lr"]], on="step")
-            plot_band(bottom, merged, "lr", color, linestyle=":", marker="o", markersize=3)
-        handles.append(Line2D([], [], color=color, label=f"{labels[run]}: smoothed train loss"))
-        sugg = (tables.suggestions.get(run) or {}).get("suggestions") or {}
-        for rule, lr in sugg.items():
-            if lr is None or not np.isfinite(lr) or lr <= 0:
-                continue
-            bottom.axvline(lr, color=SUGGESTION_COLORS.get(rule, color), linestyle=SUGGESTION_STYLES.get(rule, "-"),
-                           linewidth=1.2)
-            name = f"{rule} {lr:.2g}" if len(runs) == 1 else f"{run} {rule} {lr:.2g}"
-            handles.append(Line2D([], [], color=SUGGESTION_COLORS.get(rule, color),
-                                  linestyle=SUGGESTION_STYLES.get(rule, "-"), label=f"suggested: {name}"))
-    if not values:
-        empty_note(bottom)
-    else:
-        bottom.set_xscale("log")
-    clip_loss_axis(bottom, values, top_factor=2.0)
-    draw_stops(bottom, stops)
-    bottom.set_xlabel("learning rate (log scale)")
+            plot_band(ax, merged, "lr", color, linestyle=":", marker="o", markersize=3)
+        handles = [Line2D([], [], color=color, label=f"{labels[run]}: smoothed train loss")]
+        return [smooth["mean"].to_numpy()], stops, handles + suggestion_lines(ax, tables.suggestions.get(run), run, runs, color)
+
+    handles = loss_panel(bottom, runs, tables, colors, draw_run,
+                         xlabel="learning rate (log scale)", top_factor=2.0, log_x=True)
     bottom.set_ylabel("train loss")
     bottom.set_title("loss against learning rate, suggested LRs")
     if handles:
         bottom.legend(handles=handles, loc="upper left", framealpha=0.85)
     save(fig, path)
+
+
+def suggestion_lines(ax, suggestion: dict | None, run: str, runs: list[str], color) -> list:
+    """The range test's suggested LRs (suggestion.json) as vertical lines; their legend handles."""
+    handles = []
+    sugg = (suggestion or {}).get("suggestions") or {}
+    for rule, lr in sugg.items():
+        if lr is None or not np.isfinite(lr) or lr <= 0:
+            continue
+        style = {"color": SUGGESTION_COLORS.get(rule, color),
+                 "linestyle": SUGGESTION_STYLES.get(rule, "-")}
+        ax.axvline(lr, linewidth=1.2, **style)
+        name = f"{rule} {lr:.2g}" if len(runs) == 1 else f"{run} {rule} {lr:.2g}"
+        handles.append(Line2D([], [], label=f"suggested: {name}", **style))
+    return handles
 
 
 def draw_legend(runs: list[str], tables: Tables, colors: dict, path: Path, labels: dict):
@@ -415,23 +452,6 @@ def save(fig, path: Path):
     plt.close(fig)
 
 
-# ------------------------------------------------------------------------------------ titles
-def section_title(section: str, runs: list[str], config: dict) -> str:
-    specs = config["runs"]
-    if section == "range_test":
-        test = {"start_lr": 1e-5, "end_lr": 10, "mode": "exponential", **(specs[runs[0]].get("range_test") or {})}
-        short = lambda v: re.sub(r"e([+-])0*(\d)", lambda m: f"e{m.group(1).replace('+', '')}{m.group(2)}", f"{v:g}")  # noqa: E731
-        mode = "" if test["mode"] == "exponential" else f" ({test['mode']})"
-        return f"LR range test {short(test['start_lr'])} to {short(test['end_lr'])}{mode}"
-    classes = list(dict.fromkeys(specs[r].get("scheduler", "range test") for r in runs))
-    if len(classes) == 1 and len(runs) > 1:
-        keys = [k for k in dict.fromkeys(k for r in runs for k in (specs[r].get("kwargs") or {}))
-                if len({repr((specs[r].get("kwargs") or {}).get(k)) for r in runs}) > 1]
-        if keys:
-            return f"{classes[0]}: different {', '.join(keys)}"
-    return " vs ".join(classes)
-
-
 # ------------------------------------------------------------------------------------ all figures
 def best_runs(tables: Tables) -> list[str]:
     best = tables.best.sort_values("rank") if "rank" in tables.best else tables.best
@@ -454,7 +474,8 @@ def draw_all(config: dict, tables: Tables, out: Path) -> list[Path]:
             labels = {r: label(r, tables, prefix=f"#{i + 1} ") + ties[r] for i, r in enumerate(runs)}
         else:
             runs = list(sections[section])
-            title = section_title(section, runs, config)
+            records = {r: tables.record(r) for r in runs}
+            title = section_title(section, runs, config, records)
             labels = {r: label(r, tables) for r in runs}
         draw_lr(runs, tables, colors, f"{title}: learning rate", out / f"{lr_name}.png", labels)
         written.append(out / f"{lr_name}.png")
@@ -467,8 +488,8 @@ def draw_all(config: dict, tables: Tables, out: Path) -> list[Path]:
             draw_legend(runs, tables, colors, out / f"{legend_name}.png", labels)
             written.append(out / f"{legend_name}.png")
         if section == "best":
-            draw_loss(runs, tables, colors, f"{title}: test loss", out / f"{BEST_TEST_FIGURE}.png", labels,
-                      split="test", split_label="test loss")
+            draw_split_loss(runs, tables, colors, f"{title}: test loss",
+                            out / f"{BEST_TEST_FIGURE}.png", labels)
             written.append(out / f"{BEST_TEST_FIGURE}.png")
     return written
 

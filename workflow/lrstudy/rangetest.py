@@ -4,16 +4,17 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from lrstudy.io import write_json
+
 
 def range_lr(step: int, total_steps: int, start_lr: float, end_lr: float, mode: str = "exponential") -> float:
     """LR of the range test at `step` (0-based): start_lr at step 0, end_lr at step total_steps-1,
-    geometric in between for mode "exponential" (the source's lrs(batch): 2**(low+(high-low)*t)), linear for "linear"."""
+    geometric in between for mode "exponential" (the source's lrs(batch): 2**(low+(high-low)*t)),
+    linear for "linear"."""
     if total_steps < 1:
         raise ValueError("total_steps must be >= 1")
     if total_steps == 1 or step <= 0:
@@ -32,7 +33,8 @@ def range_lr(step: int, total_steps: int, start_lr: float, end_lr: float, mode: 
 
 
 class Smoother:
-    """Bias-corrected exponential moving average (fastai style): avg = beta*avg + (1-beta)*x; smoothed = avg / (1 - beta**n).
+    """Bias-corrected exponential moving average (fastai style): avg = beta*avg + (1-beta)*x;
+    smoothed = avg / (1 - beta**n).
 
     A non-finite input (NaN/inf) poisons the average: every smoothed value from then on is NaN.
     """
@@ -56,17 +58,17 @@ class Smoother:
 
 
 def smooth(values, beta: float = 0.98) -> np.ndarray:
-    """Bias-corrected EMA of `values` (see Smoother). Once a NaN/inf appears, it and all later outputs are NaN
-    (a diverged loss must not be averaged back into a finite-looking curve)."""
+    """Bias-corrected EMA of `values` (see Smoother). Once a NaN/inf appears, it and all later
+    outputs are NaN (a diverged loss must not be averaged back into a finite-looking curve)."""
     s = Smoother(beta)
     return np.array([s.update(v) for v in values], dtype=float)
 
 
 # ----------------------------------------------------------------------------------------------
 # Analysis of a recorded sweep: the four suggestion rules, the schedule bounds, seeds combined.
-# Every slope is taken against log10(LR) (loss change per decade), never against raw LR: d loss / d LR
-# = (d loss / d log LR) / (LR ln 10) is inflated by 1/LR and drags the steepest-descent pick to the
-# lowest LRs of a geometric sweep (Lightning's regression since 2.5.3).
+# Every slope is taken against log10(LR) (loss change per decade), never against raw LR: d loss / d
+# LR = (d loss / d log LR) / (LR ln 10) is inflated by 1/LR and drags the steepest-descent pick to
+# the lowest LRs of a geometric sweep (Lightning's regression since 2.5.3).
 RULES = ("minimum", "steep", "valley", "slide")
 SLOPE_SPAN = 0.3       # decades spanned by the central difference of a slope (see slopes())
 MIN_POINTS = 10        # fewer analysable points than this: no suggestion
@@ -80,9 +82,9 @@ CYCLIC_DIV = 4.0       # Smith 2017, sec. 3.3: base_lr = 1/3 to 1/4 of max_lr; w
 
 
 def trim(lrs, losses, smoothed, stop_factor=4.0):
-    """Cut the sweep at its first non-finite value (LR, loss or smoothed loss) and at the first point
-    where the smoothed loss exceeds `stop_factor` times its best so far (divergence; None = never).
-    Returns the kept prefix (lrs, smoothed) and a note on what was cut."""
+    """Cut the sweep at its first non-finite value (LR, loss or smoothed loss) and at the first
+    point where the smoothed loss exceeds `stop_factor` times its best so far (divergence; None =
+    never). Returns the kept prefix (lrs, smoothed) and a note on what was cut."""
     lrs, losses, smoothed = (np.asarray(a, dtype=float) for a in (lrs, losses, smoothed))
     bad = ~(np.isfinite(lrs) & np.isfinite(losses) & np.isfinite(smoothed))
     n = int(np.argmax(bad)) if bad.any() else len(lrs)
@@ -95,9 +97,9 @@ def trim(lrs, losses, smoothed, stop_factor=4.0):
 
 
 def _valley_stretch(s, imin, drop):
-    """Indices (a, b) of the final descent into the minimum: b is the first point with the loss within
-    VALLEY_TOL*drop of the minimum, a the last point before b still within VALLEY_TOL*drop of the
-    highest loss before b."""
+    """Indices (a, b) of the final descent into the minimum: b is the first point with the loss
+    within VALLEY_TOL*drop of the minimum, a the last point before b still within VALLEY_TOL*drop of
+    the highest loss before b."""
     b = int(np.argmax(s[: imin + 1] <= s[imin] + VALLEY_TOL * drop))
     if b == 0:
         return 0, 0
@@ -107,7 +109,7 @@ def _valley_stretch(s, imin, drop):
 
 def slopes(x, s):
     """d s / d x by central differences over +-k points, k = the points in SLOPE_SPAN/2 decades of x
-    (k = 1 is np.gradient; a wider stencil cuts the noise of a per-step slope without shifting it)."""
+    (k = 1 is np.gradient; a wider stencil cuts a per-step slope's noise without shifting it)."""
     n = len(s)
     k = max(1, int(round(SLOPE_SPAN / 2 / float(np.median(np.diff(x))))))
     hi, lo = np.minimum(np.arange(n) + k, n - 1), np.maximum(np.arange(n) - k, 0)
@@ -115,9 +117,10 @@ def slopes(x, s):
 
 
 def _slide(x, g):
-    """fastai's interval slide rule on slopes g (per decade) at log10 LRs x: a right point walks back
-    from the end with a left point SLIDE_WINDOW decades before it; while their slopes differ by more
-    than SLIDE_TOL the left point's LR is the candidate. Returns the index of the last candidate."""
+    """fastai's interval slide rule on slopes g (per decade) at log10 LRs x: a right point walks
+    back from the end with a left point SLIDE_WINDOW decades before it; while their slopes differ by
+    more than SLIDE_TOL the left point's LR is the candidate. Returns the index of the last
+    candidate."""
     step = float(np.median(np.diff(x)))
     w = max(1, int(round(SLIDE_WINDOW / step)))
     r, cand = len(x) - 1, max(len(x) - 1 - w, 0)
@@ -134,10 +137,11 @@ def suggest(lrs, losses, beta=0.98, smoothed=None, skip_start=0.1, skip_end=5, s
     last `skip_end` points (fastai: 5) are dropped. On the points up to the minimum smoothed loss:
       minimum: LR at the minimum smoothed loss / 10 (fastai `minimum`);
       steep:   LR of the most negative slope d loss / d log10 LR (slopes(); fastai `steep`);
-      valley:  middle (in log LR) of the descent into the minimum (the idea of fastai's `valley`; its
-               longest-decreasing-subsequence length moved 2-3x under noise, so the stretch here runs
-               from 5 % to 95 % of the drop, see _valley_stretch; VALLEY_TOL);
-      slide:   fastai's interval slide rule on the whole kept curve (see _slide; SLIDE_TOL, SLIDE_WINDOW).
+      valley:  middle (in log LR) of the descent into the minimum (the idea of fastai's `valley`;
+               its longest-decreasing-subsequence length moved 2-3x under noise, so the stretch
+               here runs from 5 % to 95 % of the drop, see _valley_stretch; VALLEY_TOL);
+      slide:   fastai's interval slide rule on the whole kept curve (see _slide; SLIDE_TOL,
+               SLIDE_WINDOW).
     Returns {rule: LR or None, ..., "status": {...}}; all None with a "reason" when too few points
     remain, the LRs are not strictly increasing and positive, or the curve has no descent."""
     lrs, losses = np.asarray(lrs, dtype=float), np.asarray(losses, dtype=float)
@@ -177,18 +181,20 @@ def suggest(lrs, losses, beta=0.98, smoothed=None, skip_start=0.1, skip_end=5, s
 def bounds(suggestion) -> dict:
     """Schedule bounds from a suggest()/analyse()/combine() result (or its "suggestions" dict).
 
-    max_lr = the `valley` suggestion (fallback `steep`, then `minimum`): fastai's default pick, between
-    the steepest descent and the minimum/10. It feeds OneCycleLR(max_lr=...), CyclicLR(max_lr=...) and
-    the optimizer's `auto` lr (`lr`, the LR that constant and decaying schedules start from).
-    base_lr = max_lr / 4 feeds CyclicLR(base_lr=...): Smith 2017, "Cyclical Learning Rates for Training
-    Neural Networks" (WACV), sec. 3.3, sets base_lr to 1/3 or 1/4 of max_lr.
-    onecycle_initial_lr = max_lr / 25 is informational: OneCycleLR's div_factor=25 (fastai's 1cycle
-    default; torch's too) makes the cycle start there. All None with a "reason" when no rule gave one."""
+    max_lr = the `valley` suggestion (fallback `steep`, then `minimum`): fastai's default pick,
+    between the steepest descent and the minimum/10. It feeds OneCycleLR(max_lr=...),
+    CyclicLR(max_lr=...) and the optimizer's `auto` lr (`lr`, the LR that constant and decaying
+    schedules start from). base_lr = max_lr / 4 feeds CyclicLR(base_lr=...): Smith 2017, "Cyclical
+    Learning Rates for Training Neural Networks" (WACV), sec. 3.3, sets base_lr to 1/3 or 1/4 of
+    max_lr. onecycle_initial_lr = max_lr / 25 is informational: OneCycleLR's div_factor=25 (fastai's
+    1cycle default; torch's too) makes the cycle start there. All None with a "reason" when no rule
+    gave one."""
     sugg = suggestion.get("suggestions", suggestion)
     rule = next((r for r in ("valley", "steep", "minimum") if sugg.get(r) is not None), None)
     out = {"base_lr": None, "max_lr": None, "lr": None, "onecycle_initial_lr": None, "from": rule,
-           "rule": f"max_lr = lr = valley suggestion (fallback steep, minimum); base_lr = max_lr/{CYCLIC_DIV:g} "
-                   f"(Smith 2017, CLR sec. 3.3: 1/3 to 1/4); OneCycleLR starts at max_lr/{ONECYCLE_DIV:g} "
+           "rule": "max_lr = lr = valley suggestion (fallback steep, minimum); "
+                   f"base_lr = max_lr/{CYCLIC_DIV:g} (Smith 2017, CLR sec. 3.3: 1/3 to 1/4); "
+                   f"OneCycleLR starts at max_lr/{ONECYCLE_DIV:g} "
                    "(fastai 1cycle div_factor)"}
     if rule is None:
         out["reason"] = "no suggestion to derive bounds from"
@@ -201,11 +207,11 @@ def bounds(suggestion) -> dict:
 def analyse(run_dir, use_valid=None) -> dict:
     """Suggestions and bounds of one range-test run folder (run.json, steps.csv, evals.csv).
 
-    The training loss (steps.csv) is re-smoothed with the run's smooth_beta (the logged smoothed_loss
-    is the same Smoother, but recomputing keeps the analysis independent of the logger). Validation-loss
-    mode (use_valid=True, or None with range_test.valid_every set): the `range_valid` rows of evals.csv
-    against the LR of their step, smoothed with beta**valid_every (the same time constant in steps) and
-    skip_end = ceil(5 / valid_every) points."""
+    The training loss (steps.csv) is re-smoothed with the run's smooth_beta (the logged
+    smoothed_loss is the same Smoother, but recomputing keeps the analysis independent of the
+    logger). Validation-loss mode (use_valid=True, or None with range_test.valid_every set): the
+    `range_valid` rows of evals.csv against the LR of their step, smoothed with beta**valid_every
+    (the same time constant in steps) and skip_end = ceil(5 / valid_every) points."""
     import pandas as pd
 
     run_dir = Path(run_dir)
@@ -248,24 +254,6 @@ def combine(dicts) -> dict:
             "suggestions": sugg, "spread": spread, "bounds": bounds(sugg), "status": status}
 
 
-def write_json(obj, path) -> None:
-    """Write `obj` as JSON atomically: a temp file in the same folder, then os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=2, allow_nan=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m lrstudy.rangetest", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -280,9 +268,10 @@ def main(argv=None) -> int:
     c.add_argument("--out", required=True)
     a = p.parse_args(argv)
     if a.cmd == "suggest":
-        write_json(analyse(a.run_dir, a.use_valid), a.out)
+        write_json(a.out, analyse(a.run_dir, a.use_valid), allow_nan=False)
     else:
-        write_json(combine(json.loads(Path(f).read_text()) for f in a.inputs), a.out)
+        combined = combine(json.loads(Path(f).read_text()) for f in a.inputs)
+        write_json(a.out, combined, allow_nan=False)
     return 0
 
 

@@ -1,14 +1,16 @@
 """The Markdown report: the source report's layout, filled from the config, run.json and the tables.
 
     python -m lrstudy.report --config-json JSON --tables results/tables --runs results/runs \
-        --figures results/figures --template report_template/report.md.j2 --out results/report/report.md
+        --figures results/figures --template report_template/report.md.j2 \
+        --out results/report/report.md
 
 The layout (headings, code lines, images, widths) lives in report_template/report.md.j2; this module
 computes the text that depends on the study: headings and code lines from the first run of each
 section (config `report.sections`), the compared values, the repository link, and the optional
 appendix (config `report.appendix`). The figures are copied to `images/` beside the report.
 
-This module is imported by the Snakefile (for FIGURES), so it imports nothing heavy at module level.
+The figure names and the number formatting are lrstudy.layout's (shared with the figures and the
+Snakefile); what a section compares is layout.differing, which the figure titles use too.
 """
 
 from __future__ import annotations
@@ -21,62 +23,34 @@ import subprocess
 from pathlib import Path
 
 from lrstudy.io import atomic_path, write_text
+from lrstudy.layout import (
+    FIGURES,
+    differing,
+    format_kwargs,
+    format_value,
+    range_test_settings,
+    used_kwargs,
+)
+from lrstudy.schedules import FILLED
 
-
-# lrstudy.schedules imports torch (~2 s): loaded only when a report is rendered, not when the
-# Snakefile or lrstudy.plots import this module for its figure names.
-def format_value(value) -> str:
-    from lrstudy.schedules import format_value as fmt
-
-    return fmt(value)
-
-
-def format_kwargs(kwargs: dict) -> str:
-    from lrstudy.schedules import format_kwargs as fmt
-
-    return fmt(kwargs)
-
-
-def filled(name: str) -> tuple:
-    from lrstudy.schedules import FILLED
-
-    return tuple(FILLED.get(name, ()))
-
-# The figures of each section, as the source report names them (extension lower-case here):
-# (learning-rate figure, loss figure, legend image or None). "best" is the three best runs.
-SECTION_FIGURES = {
-    "range_test": ("ExponentiallyIncLR", "ExponentiallyIncLoss", None),
-    "step": ("StepDecLR", "StepDecLoss", "2_legend"),
-    "exponential": ("ExponentiallyDecLR", "ExponentiallyDecLoss", "3_legend"),
-    "onecycle": ("OneCycleLR", "OneCycleLoss", "4_legend"),
-    "onecycle_max_lr": ("OneCycleLR_DiffMax", "OneCycleLoss_DiffMax", "5_legend"),
-    "cyclic": ("CyclicLR", "CyclicLoss", "6_legend"),
-    "best": ("compare3bestLR", "compare3bestLoss", "7_legend"),
-}
-BEST_TEST_FIGURE = "compare3bestTestLoss"
-SECTIONS = tuple(SECTION_FIGURES)  # the config's sections, then "best"
-
-
-def figure_names() -> list[str]:
-    """Every image of the report (21), without extension, in a fixed order."""
-    names = []
-    for section, (lr, loss, legend) in SECTION_FIGURES.items():
-        names += [lr, loss] + ([legend] if legend else [])
-    return names + [BEST_TEST_FIGURE]
-
-
-FIGURES = figure_names()
 
 # First sentence of torch's docstring of each class: the section headings of the source report.
 HEADINGS = {
-    "StepLR": "Decays the learning rate of each parameter group by gamma={gamma} every {step_size} epochs.",
+    "StepLR": "Decays the learning rate of each parameter group by gamma={gamma} "
+    "every {step_size} epochs.",
     "ExponentialLR": "Decays the learning rate of each parameter group by gamma every epoch.",
-    "OneCycleLR": "Sets the learning rate of each parameter group according to the 1cycle learning rate policy.",
-    "CyclicLR": "Sets the learning rate of each parameter group according to cyclical learning rate policy (CLR).",
-    "MultiStepLR": "Decays the learning rate of each parameter group by gamma once the number of epoch reaches one of the milestones.",
-    "CosineAnnealingLR": "Set the learning rate of each parameter group using a cosine annealing schedule.",
-    "CosineAnnealingWarmRestarts": "Set the learning rate of each parameter group using a cosine annealing schedule with warm restarts.",
-    "LinearLR": "Decays the learning rate of each parameter group by linearly changing small multiplicative factor.",
+    "OneCycleLR": "Sets the learning rate of each parameter group according to the 1cycle "
+    "learning rate policy.",
+    "CyclicLR": "Sets the learning rate of each parameter group according to cyclical "
+    "learning rate policy (CLR).",
+    "MultiStepLR": "Decays the learning rate of each parameter group by gamma once the number "
+    "of epoch reaches one of the milestones.",
+    "CosineAnnealingLR": "Set the learning rate of each parameter group using a cosine "
+    "annealing schedule.",
+    "CosineAnnealingWarmRestarts": "Set the learning rate of each parameter group using a "
+    "cosine annealing schedule with warm restarts.",
+    "LinearLR": "Decays the learning rate of each parameter group by linearly changing small "
+    "multiplicative factor.",
     "ConstantLR": "Multiply the learning rate of each parameter group by a small constant factor.",
     "PolynomialLR": "Decays the learning rate of each parameter group using a polynomial function.",
 }
@@ -108,32 +82,20 @@ def load_run(runs_dir: Path | None, run: str, seeds) -> dict | None:
     return None
 
 
-def used_kwargs(config: dict, run: str, record: dict | None) -> dict:
-    """The run's scheduler kwargs as the config writes them (its order), with `auto` values replaced
-    by the values the run used (run.json) when it has them."""
-    kwargs = dict(config["runs"][run].get("kwargs") or {})
-    sched = (record or {}).get("scheduler") or {}
-    used = sched.get("kwargs") or {}
-    for key, value in kwargs.items():
-        if value == "auto" and used.get(key) is not None:
-            kwargs[key] = used[key]
-    return kwargs
-
-
 def scheduler_code(config: dict, run: str, record: dict | None) -> list[str]:
     """The source's code line: `lr_scheduler = torch.optim.lr_scheduler.Class(optimizer, ...)`."""
     spec = config["runs"][run]
     name = spec["scheduler"]
     kwargs = used_kwargs(config, run, record)
     args = ["optimizer"] + ([format_kwargs(kwargs)] if kwargs else [])
-    if filled(name) and "total_steps" not in kwargs:
-        args += [f"{key}={FILLED_CODE.get(key, key)}" for key in filled(name)]
+    if FILLED.get(name) and "total_steps" not in kwargs:
+        args += [f"{key}={FILLED_CODE.get(key, key)}" for key in FILLED[name]]
     return [f"lr_scheduler = torch.optim.lr_scheduler.{name}({', '.join(args)})"]
 
 
 def range_test_code(config: dict, run: str) -> list[str]:
     """The source's lrs(batch) function with the run's start and end LR."""
-    test = {"start_lr": 1e-5, "end_lr": 10, "mode": "exponential", **(config["runs"][run].get("range_test") or {})}
+    test = range_test_settings(config, run)
     start, end = format_value(test["start_lr"]), format_value(test["end_lr"])
     span = f"batch/{test['steps']}" if test.get("steps") else "batch/len(train_dataloader)/gpc.config.NUM_EPOCHS"
     if test["mode"] == "linear":
@@ -163,15 +125,6 @@ def heading(config: dict, run: str, record: dict | None) -> str:
 def short_name(config: dict, run: str) -> str:
     name = config["runs"][run]["scheduler"]
     return SHORT_NAMES.get(name, name)
-
-
-def differing(config: dict, runs: list[str], records: dict) -> tuple[list[str], dict]:
-    """Keyword names whose values differ between the runs of one scheduler class, and their values."""
-    kwargs = {run: used_kwargs(config, run, records.get(run)) for run in runs}
-    same = lambda v: float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else repr(v)  # noqa: E731  1 == 1.0
-    keys = [k for k in dict.fromkeys(k for kw in kwargs.values() for k in kw)
-            if len({same(kw.get(k)) for kw in kwargs.values()}) > 1]
-    return keys, kwargs
 
 
 def same_class(config: dict, runs: list[str]) -> bool:
@@ -232,7 +185,7 @@ def web_url(url: str) -> str:
 
 
 def repository(repo_dir: Path) -> dict:
-    """{"url", "commit", "source_code", "github_link"}: "unknown" where git or the remote is missing."""
+    """{"url", "commit", "source_code", "github_link"}: "unknown" without git or a remote."""
     inside = _git(repo_dir, "rev-parse", "--is-inside-work-tree") == "true"
     remote = _git(repo_dir, "remote", "get-url", "origin") if inside else None
     commit = _git(repo_dir, "rev-parse", "HEAD") if inside else None
@@ -333,7 +286,7 @@ def render_text(template_path: Path, ctx: dict) -> str:
 
 def render(config: dict, template: Path, out: Path, figures: Path | None = None, tables: Path | None = None,
            runs_dir: Path | None = None, repo_dir: Path = Path(".")) -> str:
-    """Write the report to `out` and copy the figures to `out`'s images/ folder; returns the text."""
+    """Write the report to `out`, copy the figures to `out`'s images/ folder; return the text."""
     text = render_text(template, context(config, tables, runs_dir, repo_dir))
     out = Path(out)
     if figures is not None:

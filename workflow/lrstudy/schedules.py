@@ -19,6 +19,8 @@ from pathlib import Path
 import torch
 from torch.optim import lr_scheduler
 
+from lrstudy.layout import format_kwargs, format_value  # the one number formatter
+
 TORCH_OPTIMIZERS = ("SGD", "Adam", "AdamW", "RAdam")
 COLOSSAL_OPTIMIZERS = {"LAMB": ("colossalai.nn.optimizer.lamb", "Lamb"), "LARS": ("colossalai.nn.optimizer.lars", "Lars")}
 # Schedule-free optimizers train at one point and evaluate at another: see evaluation_weights.
@@ -27,20 +29,20 @@ NO_SCHEDULER = "none"  # a constant LR: torch's ConstantLR with factor 1
 SEQUENTIAL = "SequentialLR"
 COLOSSAL_PREFIX = "colossalai."
 COLOSSAL_SCHEDULERS = "colossalai.nn.lr_scheduler"
-# A child of SequentialLR may set these to `auto`: the steps from its milestone to the end of the run.
+# A child of SequentialLR may set these to `auto`: the steps from its milestone to the run's end.
 LENGTH_KWARGS = ("T_max", "total_iters")
 # Filled in by the workflow from the data and the run length (OneCycleLR's own arguments).
 FILLED = {"OneCycleLR": ("steps_per_epoch", "epochs")}
 # Settable to `auto`: taken from the range test's bounds (rangetest.bounds).
 AUTO = {"OneCycleLR": {"max_lr": "max_lr"}, "CyclicLR": {"base_lr": "base_lr", "max_lr": "max_lr"}}
-# Classes that need Python objects (functions, other schedulers) or a metric: not expressible in YAML.
+# Classes that need Python objects (functions, other schedulers) or a metric: not in YAML.
 # (SequentialLR is supported through `schedulers`/`milestones`, not as a plain class.)
 UNSUPPORTED = {"LambdaLR", "MultiplicativeLR", "SequentialLR", "ChainedScheduler", "ReduceLROnPlateau", "LRScheduler"}
 
 
 class ScheduleError(ValueError):
     """A scheduler or optimizer entry of the config that the library would not accept; `key` is
-    the config key below the run that is wrong (`scheduler`, `kwargs`, `schedulers.1.kwargs`, ...)."""
+    the config key below the run that is wrong (`scheduler`, `kwargs`, `schedulers.1.kwargs`...)."""
 
     def __init__(self, message: str, key: str = "kwargs"):
         super().__init__(message)
@@ -60,7 +62,8 @@ def scheduler_class(name: str):
     if name not in scheduler_names():
         colossal = ", ".join(COLOSSAL_PREFIX + c for c in colossal_schedulers())
         raise ScheduleError(
-            f"unknown scheduler {name!r}; choose one of {', '.join(scheduler_names())}, {SEQUENTIAL} (with `schedulers` "
+            f"unknown scheduler {name!r}; choose one of {', '.join(scheduler_names())}, "
+            f"{SEQUENTIAL} (with `schedulers` "
             f"and `milestones`), {colossal} or {NO_SCHEDULER}", key="scheduler")
     return getattr(lr_scheduler, name)
 
@@ -75,7 +78,7 @@ def _source(module: str) -> Path:
 @functools.cache
 def colossal_schedulers() -> dict[str, str]:
     """{class: module} of colossalai.nn.lr_scheduler whose length `total_steps` the workflow fills
-    in, read from the package's __init__.py (LambdaLR, MultiplicativeLR take a function: left out)."""
+    in, read from the package's __init__.py (LambdaLR, MultiplicativeLR take a function: out)."""
     tree = ast.parse(_source(COLOSSAL_SCHEDULERS + ".__init__").read_text())
     found = {alias.name: f"{COLOSSAL_SCHEDULERS}.{node.module}" for node in tree.body
              if isinstance(node, ast.ImportFrom) for alias in node.names}
@@ -85,7 +88,7 @@ def colossal_schedulers() -> dict[str, str]:
 
 
 def _signature_names(cls) -> tuple[set[str], set[str]]:
-    """(all keyword names, required names) of a class's __init__, without `self` and the first arg."""
+    """(all keyword names, required names) of a class's __init__, less `self` and the first arg."""
     params = list(inspect.signature(cls.__init__).parameters.values())[2:]
     return {p.name for p in params}, {p.name for p in params if p.default is inspect.Parameter.empty}
 
@@ -117,7 +120,8 @@ def optimizer_kwargs_names(name: str) -> tuple[set[str], set[str]]:
 def check_kwargs(kind: str, name: str, kwargs: dict, allowed: set[str], required: set[str]) -> None:
     unknown = sorted(set(kwargs) - allowed)
     if unknown:
-        raise ScheduleError(f"{kind} {name} takes no argument {', '.join(map(repr, unknown))}; it takes {', '.join(sorted(allowed))}")
+        raise ScheduleError(f"{kind} {name} takes no argument {', '.join(map(repr, unknown))}; "
+            f"it takes {', '.join(sorted(allowed))}")
     missing = sorted(required - set(kwargs))
     if missing:
         raise ScheduleError(f"{kind} {name} needs {', '.join(map(repr, missing))}")
@@ -167,7 +171,8 @@ def check_sequential(schedulers: list[dict], milestones: list[int]) -> None:
     child's length (T_max, total_iters) may be `auto`. Whether the milestones fall inside the run
     is known once the data is (fill_kwargs)."""
     if len(milestones) != len(schedulers) - 1:
-        raise ScheduleError(f"{SEQUENTIAL} with {len(schedulers)} schedulers needs {len(schedulers) - 1} milestones "
+        raise ScheduleError(f"{SEQUENTIAL} with {len(schedulers)} schedulers "
+            f"needs {len(schedulers) - 1} milestones "
                             f"(the step each next one starts), not {len(milestones)}", "milestones")
     if any(b <= a for a, b in zip(milestones, milestones[1:])):
         raise ScheduleError(f"milestones {milestones} must increase", "milestones")
@@ -183,7 +188,7 @@ def check_sequential(schedulers: list[dict], milestones: list[int]) -> None:
 
 
 def check_colossal(cls: str, kwargs: dict) -> None:
-    """Against the signature in ColossalAI's source, without importing it; total_steps is filled in."""
+    """Against the signature in ColossalAI's source, not importing it; total_steps is filled in."""
     if cls not in colossal_schedulers():
         choices = ", ".join(COLOSSAL_PREFIX + c for c in colossal_schedulers())
         raise ScheduleError(f"unknown ColossalAI scheduler {COLOSSAL_PREFIX + cls!r}; choose one of {choices}", "scheduler")
@@ -285,7 +290,7 @@ def evaluation_weights(optimizer):
 
 
 def training_weights(optimizer) -> None:
-    """Put a schedule-free optimizer in train mode (it starts, and is checkpointed, in eval mode)."""
+    """Put a schedule-free optimizer in train mode (it starts, and is saved, in eval mode)."""
     inner = _schedule_free(optimizer)
     if inner is not None:
         inner.train()
@@ -342,7 +347,10 @@ def build_range_test(optimizer, range_test: dict, total_steps: int) -> lr_schedu
 # moments are averages (weights (1-beta1)*beta1^k sum to 1), so its step does not grow with beta1.
 NORMALISED_MOMENT = ("Adam", "AdamW", "RAdam", "LAMB")
 MOMENTUM_SCHEDULERS = ("OneCycleLR", "CyclicLR")  # cycle the momentum against the LR by default
-RELATION = "effective step = lr*(1-dampening)/(1-momentum) for SGD-style momentum (Smith et al. 2018, sec. 4); lr for Adam-style moments"
+RELATION = (
+    "effective step = lr*(1-dampening)/(1-momentum) for SGD-style momentum "
+    "(Smith et al. 2018, sec. 4); lr for Adam-style moments"
+)
 
 
 def momentum(optimizer) -> float | None:
@@ -416,29 +424,11 @@ def resolve_auto(spec: dict, bounds: dict) -> tuple[dict, dict, dict]:
     return fill(spec["optimizer"].get("kwargs", {}), None), fill(sched_kwargs, name), record
 
 
-def format_value(value) -> str:
-    """Numbers as a person writes them: 1e-5 (not 1e-05), 10, 0.999, 1.1; lists of them likewise."""
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(map(format_value, value)) + "]"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    text = repr(value)
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        text = f"{mantissa}e{int(exponent)}"
-    return text
-
-
-def format_kwargs(kwargs: dict) -> str:
-    return ", ".join(f"{k}={format_value(v)}" for k, v in kwargs.items())
-
-
 def format_scheduler(name: str, filled: dict) -> str:
     """The scheduler as a person writes it in Python, from its filled-in kwargs (run.json's
     `scheduler.kwargs`), e.g. `torch.optim.lr_scheduler.SequentialLR(optimizer, schedulers=[
-    LinearLR(optimizer, start_factor=0.01, total_iters=20), CosineAnnealingLR(optimizer, T_max=580)],
+    LinearLR(optimizer, start_factor=0.01, total_iters=20),
+    CosineAnnealingLR(optimizer, T_max=580)],
     milestones=[20])`."""
     if name == NO_SCHEDULER:
         return "None  # a constant learning rate"
@@ -446,7 +436,9 @@ def format_scheduler(name: str, filled: dict) -> str:
         return f"{COLOSSAL_SCHEDULERS}.{name.removeprefix(COLOSSAL_PREFIX)}({_call_args(filled)})"
     if name == SEQUENTIAL:
         children = ", ".join(f"{c['scheduler']}({_call_args(c['kwargs'])})" for c in filled["schedulers"])
-        return f"torch.optim.lr_scheduler.{SEQUENTIAL}(optimizer, schedulers=[{children}], milestones={format_value(filled['milestones'])})"
+        milestones = format_value(filled["milestones"])
+        return (f"torch.optim.lr_scheduler.{SEQUENTIAL}(optimizer, schedulers=[{children}], "
+                f"milestones={milestones})")
     return f"torch.optim.lr_scheduler.{name}({_call_args(filled)})"
 
 

@@ -8,7 +8,7 @@ sys.path.insert(0, f"{workflow.basedir}/workflow")  # the package, installed or 
 
 from lrstudy import config as study
 from lrstudy.gpus import visible_gpu_ids
-from lrstudy.report import BEST_TEST_FIGURE, FIGURES, SECTION_FIGURES
+from lrstudy import layout
 
 # Rules run `python -m lrstudy...` from the workflow's own package: with --use-conda in its env's
 # python, otherwise in the python of this Snakemake (the venv, even when it is not activated).
@@ -70,13 +70,17 @@ def train_threads(wildcards):
     return config["threads"] * study.world_size(config, plan)
 
 
+# Where every file of a run lives: the train rule's outputs, and the range-test suggestions beside
+# them. Every other path of a run is derived from a rule's output (`rules.X.output.Y`).
+SEED_FOLDER = "results/runs/{run}/seed{seed}"
 # A training job trains every seed of its run (`train_jobs: per_run`, one start-up per run) or
 # one seed (`per_seed`, a `{seed}` wildcard): its outputs are the seed folders it fills.
 JOB_SEEDS = SEEDS if config["train_jobs"] == "per_run" else ["{seed}"]
 
 
 def train_outputs(name):
-    return expand(f"results/runs/{{{{run}}}}/seed{{seed}}/{name}", seed=JOB_SEEDS)
+    pattern = os.path.join(SEED_FOLDER.replace("{run}", "{{run}}"), name)
+    return expand(pattern, seed=JOB_SEEDS)
 
 
 def get_job_seeds(wildcards):
@@ -99,9 +103,8 @@ def get_train_folders(wildcards, output):
 def get_suggestion(wildcards):
     """A run with `auto` values waits for its range test's suggestion (across seeds)."""
     if study.uses_auto(config, wildcards.run):
-        return (
-            f"results/runs/{study.auto_source(config, wildcards.run)}/suggestion.json"
-        )
+        source = study.auto_source(config, wildcards.run)
+        return rules.combine_suggestions.output.combined.format(run=source)
     return []
 
 
@@ -111,69 +114,65 @@ def get_suggestion_arg(wildcards, input):
 
 def get_run_records(runs=None):
     """run.json of every seed of `runs` (default all), as the train rule writes them."""
-    return list(
-        dict.fromkeys(expand(rules.train.output.run, run=runs or RUNS, seed=SEEDS))
-    )
+    records = expand(rules.train.output.run, run=runs or RUNS, seed=SEEDS)
+    return list(dict.fromkeys(records))
 
 
-def seed_suggestions(wildcards):
-    return expand(
-        "results/runs/{run}/seed{seed}/suggestion.json", run=wildcards.run, seed=SEEDS
-    )
+def get_seed_record(wildcards):
+    """The run.json a range test's seed left (the train rule's output for that seed)."""
+    return os.path.join(SEED_FOLDER.format(**wildcards), "run.json")
 
 
-def final_outputs():
+def get_seed_suggestions(wildcards):
+    pattern = rules.suggest_lr.output.suggestion
+    return expand(pattern, run=wildcards.run, seed=SEEDS)
+
+
+def get_range_suggestions(runs=None):
+    """The combined suggestion.json of the range tests `runs` (default all)."""
+    pattern = rules.combine_suggestions.output.combined
+    return expand(pattern, run=RANGE_RUNS if runs is None else runs)
+
+
+def get_final_outputs():
     return [
-        "results/tables/summary.csv",
-        "results/tables/best.csv",
-        *expand("results/runs/{run}/suggestion.json", run=RANGE_RUNS),
-        "results/report/report.md",
+        rules.aggregate.output.summary,
+        rules.aggregate.output.best,
+        *get_range_suggestions(),
+        rules.render_report.output.md,
     ]
 
 
+def get_runs_folder(wildcards, input):
+    """The folder of the run folders, from the run.json files among the rule's inputs."""
+    return os.path.dirname(os.path.dirname(os.path.dirname(input.runs[0])))
+
+
 # ------------------------------------------------------------------ figures and the report
-# Category of each section in `snakemake --report`: the source report's numbering.
-REPORT_CATEGORIES = {
-    "range_test": "1 range test",
-    "step": "2 step",
-    "exponential": "3 exponential",
-    "onecycle": "4 onecycle",
-    "onecycle_max_lr": "4 onecycle max_lr",
-    "cyclic": "5 cyclic",
-    "best": "6 best three",
-}
 REPORT_TEMPLATE = os.path.join(workflow.basedir, "report_template", "report.md.j2")
 # The modules as inputs too: an edit of the drawing or layout code redraws and re-renders.
-PLOTS_CODE = os.path.join(workflow.basedir, "workflow", "lrstudy", "plots.py")
-REPORT_CODE = os.path.join(workflow.basedir, "workflow", "lrstudy", "report.py")
+PACKAGE = os.path.join(workflow.basedir, "workflow", "lrstudy")
+PLOTS_CODE = [os.path.join(PACKAGE, name) for name in ("plots.py", "layout.py")]
+REPORT_CODE = [os.path.join(PACKAGE, name) for name in ("report.py", "layout.py")]
+
+
+def figure_outputs():
+    """Every figure, marked for the HTML report with its own caption (workflow/report/NAME.rst),
+    its section's category and its kind (lrstudy.layout.figure_kinds)."""
+    return [
+        # (`report(` may not begin a line in a Snakefile: the parser takes it for the directive)
+        mark_for_report(f"results/figures/{name}.png", name, section, kind)
+        for section, name, kind in layout.figure_kinds()
+    ]
 
 
 def mark_for_report(path, name, section, kind):
     caption = f"../report/{name}.rst"
+    category = layout.REPORT_CATEGORIES[section]
+    labels = {"figure": name, "shows": kind}
     return report(
-        path,
-        caption=caption,
-        category=REPORT_CATEGORIES[section],
-        subcategory=kind,
-        labels={"figure": name, "shows": kind},
+        path, caption=caption, category=category, subcategory=kind, labels=labels
     )
-
-
-def figure_outputs():
-    """Every figure, marked for the HTML report with its own caption (workflow/report/NAME.rst)."""
-    outputs = []
-    for section, (lr, loss, legend) in SECTION_FIGURES.items():
-        kinds = [(lr, "learning rate"), (loss, "loss")] + (
-            [(legend, "legend")] if legend else []
-        )
-        if section == "best":
-            kinds.append((BEST_TEST_FIGURE, "test loss"))
-        for name, kind in kinds:
-            # (`report(` may not begin a line in a Snakefile: the parser takes it for the directive)
-            outputs.append(
-                mark_for_report(f"results/figures/{name}.png", name, section, kind)
-            )
-    return outputs
 
 
 def report_runs():
@@ -183,11 +182,12 @@ def report_runs():
     )
 
 
-def report_suggestions():
-    return expand(
-        "results/runs/{run}/suggestion.json",
-        run=config["report"]["sections"]["range_test"],
-    )
+def get_report_records():
+    return get_run_records(report_runs())
+
+
+def get_report_suggestions():
+    return get_range_suggestions(config["report"]["sections"]["range_test"])
 
 
 def report_config_json(keys=("runs", "report", "seeds")):

@@ -1,8 +1,8 @@
 rule suggest_lr:
     input:
-        run="results/runs/{run}/seed{seed}/run.json",
+        run=get_seed_record,
     output:
-        "results/runs/{run}/seed{seed}/suggestion.json",
+        suggestion=os.path.join(SEED_FOLDER, "suggestion.json"),
     log:
         "results/logs/suggest_lr/{run}/seed{seed}.log",
     conda:
@@ -15,9 +15,9 @@ rule suggest_lr:
 
 rule combine_suggestions:
     input:
-        seed_suggestions,
+        get_seed_suggestions,
     output:
-        "results/runs/{run}/suggestion.json",
+        combined="results/runs/{run}/suggestion.json",
     log:
         "results/logs/combine_suggestions/{run}.log",
     conda:

@@ -1,11 +1,13 @@
 # Figures and the Markdown report (the source report's layout), and the HTML report's captions.
+# Their folders are those of their inputs and outputs (params), never typed in the command.
 rule plot_figures:
     input:
-        steps="results/tables/steps.csv",
-        evals="results/tables/evals.csv",
-        summary="results/tables/summary.csv",
-        best="results/tables/best.csv",
-        suggestions=report_suggestions(),
+        steps=rules.aggregate.output.steps,
+        evals=rules.aggregate.output.evals,
+        summary=rules.aggregate.output.summary,
+        best=rules.aggregate.output.best,
+        suggestions=get_report_suggestions(),
+        runs=get_report_records(),
         code=PLOTS_CODE,
     output:
         figure_outputs(),
@@ -15,19 +17,22 @@ rule plot_figures:
         "../../envs/lrstudy.yaml"
     params:
         config=report_config_json(("runs", "report")),
+        tables=lambda wc, input: os.path.dirname(input.steps),
+        runs=get_runs_folder,
+        out=lambda wc, output: os.path.dirname(output[0]),
     shell:
-        "python -m lrstudy.plots --tables results/tables --runs results/runs"
-        " --config-json {params.config:q} --out results/figures > {log} 2>&1"
+        "python -m lrstudy.plots --tables {params.tables} --runs {params.runs}"
+        " --config-json {params.config:q} --out {params.out} > {log} 2>&1"
 
 
 rule render_report:
     input:
-        figures=expand("results/figures/{name}.png", name=FIGURES),
-        summary="results/tables/summary.csv",
-        best="results/tables/best.csv",
+        figures=rules.plot_figures.output,
+        summary=rules.aggregate.output.summary,
+        best=rules.aggregate.output.best,
         comparison=rules.aggregate.output.comparison,
-        runs=get_run_records(report_runs()),
-        suggestions=report_suggestions(),
+        runs=get_report_records(),
+        suggestions=get_report_suggestions(),
         template=REPORT_TEMPLATE,
         code=REPORT_CODE,
     output:
@@ -37,14 +42,17 @@ rule render_report:
             category="Report",
             labels={"file": "report.md"},
         ),
-        images=expand("results/report/images/{name}.png", name=FIGURES),
+        images=expand("results/report/images/{name}.png", name=layout.FIGURES),
     log:
         "results/logs/render_report.log",
     conda:
         "../../envs/lrstudy.yaml"
     params:
         config=report_config_json(),
+        tables=lambda wc, input: os.path.dirname(input.summary),
+        runs=get_runs_folder,
+        figures=lambda wc, input: os.path.dirname(input.figures[0]),
     shell:
-        "python -m lrstudy.report --config-json {params.config:q} --tables results/tables"
-        " --runs results/runs --figures results/figures --template {input.template:q}"
+        "python -m lrstudy.report --config-json {params.config:q} --tables {params.tables}"
+        " --runs {params.runs} --figures {params.figures} --template {input.template:q}"
         " --out {output.md} > {log} 2>&1"

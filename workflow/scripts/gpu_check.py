@@ -7,7 +7,7 @@
    leasing its own GPU (no two overlapping jobs share an id);
 3. determinism on CUDA: one run trained twice gives byte-identical steps.csv and evals.csv;
 4. the same run in bf16 (its fp32 twin's numbers beside it);
-5. `lrstudy.bench` on CUDA.
+5. the bench (workflow/benchmarks/bench.py) on CUDA.
 Without CUDA it says so and exits 0. Exits 1 when a check fails (the JSON says which).
 """
 
@@ -37,7 +37,8 @@ def run(command: list[str], timeout: int = 3600) -> float:
     started = time.time()
     proc = subprocess.run(command, cwd=REPO, env=environment(), capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} exited {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        output = f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+        raise RuntimeError(f"{' '.join(command)} exited {proc.returncode}:\n{output}")
     return round(time.time() - started, 1)
 
 
@@ -46,7 +47,7 @@ def run_records() -> list[dict]:
 
 
 def overlapping_jobs(records: list[dict]) -> dict:
-    """Pairs of training jobs whose loops overlapped in time, and whether any two shared a GPU id."""
+    """Pairs of training jobs whose loops overlapped in time; whether any two shared a GPU id."""
     spans = [(r["run"], r["loop_started_at"], r["loop_started_at"] + r["loop_seconds"], set(r["gpu_ids"])) for r in records]
     pairs = [(a, b) for i, a in enumerate(spans) for b in spans[i + 1:] if a[1] < b[2] and b[1] < a[2]]
     return {
@@ -97,7 +98,8 @@ def summarize(folder: Path) -> dict:
 
 def bench() -> dict:
     out = REPO / "results" / "gpu-check" / "bench.json"
-    seconds = run([sys.executable, "-m", "lrstudy.bench", "--device", "cuda", "--out", str(out)])
+    script = REPO / "workflow" / "benchmarks" / "bench.py"
+    seconds = run([sys.executable, str(script), "--device", "cuda", "--no-study", "--out", str(out)])
     return {"wall_seconds": seconds, "result": json.loads(out.read_text())}
 
 
@@ -137,7 +139,8 @@ def main(argv=None) -> int:
     report["failed"] = failed
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, default=str))
-    print(f"gpu-check: wrote {args.out}; {'failed: ' + ', '.join(failed) if failed else 'all checks passed'}")
+    outcome = "failed: " + ", ".join(failed) if failed else "all checks passed"
+    print(f"gpu-check: wrote {args.out}; {outcome}")
     return 1 if failed else 0
 
 

@@ -1,0 +1,122 @@
+"""The report's layout and its number formatting: torch-free, imported by the Snakefile.
+
+One place for what the figures, the Markdown report and `snakemake --report` share:
+
+- the sections, their figures (the source report's file names) and legends, BEST_TEST_FIGURE,
+  FIGURES, and each figure's category in the HTML report (REPORT_CATEGORIES, figure_kinds);
+- format_value / format_kwargs: every number the workflow writes for a person (figure titles,
+  headings, code lines, error messages);
+- differing: which keyword arguments a section compares, from the values its runs used
+  (run.json), so a figure title (section_title) and the report's heading agree.
+"""
+
+from __future__ import annotations
+
+# The figures of each section, as the source report names them (extension lower-case here):
+# (learning-rate figure, loss figure, legend image or None). "best" is the three best runs.
+SECTION_FIGURES = {
+    "range_test": ("ExponentiallyIncLR", "ExponentiallyIncLoss", None),
+    "step": ("StepDecLR", "StepDecLoss", "2_legend"),
+    "exponential": ("ExponentiallyDecLR", "ExponentiallyDecLoss", "3_legend"),
+    "onecycle": ("OneCycleLR", "OneCycleLoss", "4_legend"),
+    "onecycle_max_lr": ("OneCycleLR_DiffMax", "OneCycleLoss_DiffMax", "5_legend"),
+    "cyclic": ("CyclicLR", "CyclicLoss", "6_legend"),
+    "best": ("compare3bestLR", "compare3bestLoss", "7_legend"),
+}
+BEST_TEST_FIGURE = "compare3bestTestLoss"
+# Category of each section in `snakemake --report`: the source report's numbering.
+REPORT_CATEGORIES = {
+    "range_test": "1 range test",
+    "step": "2 step",
+    "exponential": "3 exponential",
+    "onecycle": "4 onecycle",
+    "onecycle_max_lr": "4 onecycle max_lr",
+    "cyclic": "5 cyclic",
+    "best": "6 best three",
+}
+# The range test's settings where a run leaves them out (the config schema's defaults).
+RANGE_TEST_DEFAULTS = {"start_lr": 1e-5, "end_lr": 10, "mode": "exponential"}
+
+
+def figure_kinds() -> list[tuple[str, str, str]]:
+    """(section, figure name, kind) of every image of the report, in a fixed order; kind is the
+    HTML report's subcategory (learning rate, loss, legend, test loss)."""
+    kinds = []
+    for section, (lr, loss, legend) in SECTION_FIGURES.items():
+        kinds += [(section, lr, "learning rate"), (section, loss, "loss")]
+        if legend:
+            kinds.append((section, legend, "legend"))
+    return kinds + [("best", BEST_TEST_FIGURE, "test loss")]
+
+
+FIGURES = [name for _, name, _ in figure_kinds()]  # the 21 images, without extension
+
+
+# ------------------------------------------------------------------------------- formatting
+def format_value(value) -> str:
+    """Numbers as a person writes them: 1e-5 (not 1e-05), 10, 0.999, 1.1; lists of them likewise."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(map(format_value, value)) + "]"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    text = repr(value)
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}e{int(exponent)}"
+    return text
+
+
+def format_kwargs(kwargs: dict) -> str:
+    return ", ".join(f"{k}={format_value(v)}" for k, v in kwargs.items())
+
+
+# ------------------------------------------------------------------------ what a section compares
+def used_kwargs(config: dict, run: str, record: dict | None) -> dict:
+    """The run's scheduler kwargs as the config writes them (its order), with `auto` values
+    replaced by the values the run used (run.json) when it has them."""
+    kwargs = dict(config["runs"][run].get("kwargs") or {})
+    used = ((record or {}).get("scheduler") or {}).get("kwargs") or {}
+    for key, value in kwargs.items():
+        if value == "auto" and used.get(key) is not None:
+            kwargs[key] = used[key]
+    return kwargs
+
+
+def _same(value):
+    """A value as compared across runs: 1 == 1.0, `auto` only equals `auto`."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return repr(value)
+
+
+def differing(config: dict, runs: list[str], records: dict) -> tuple[list[str], dict]:
+    """Keyword names whose values differ between the runs (the values they used: `records` maps a
+    run to its run.json, or lacks it), and every run's kwargs. The one answer to "what does this
+    section compare" for the figure titles and the report's headings."""
+    kwargs = {run: used_kwargs(config, run, records.get(run)) for run in runs}
+    names = dict.fromkeys(k for kw in kwargs.values() for k in kw)
+    keys = [k for k in names if len({_same(kw.get(k)) for kw in kwargs.values()}) > 1]
+    return keys, kwargs
+
+
+def range_test_settings(config: dict, run: str) -> dict:
+    return {**RANGE_TEST_DEFAULTS, **(config["runs"][run].get("range_test") or {})}
+
+
+def section_title(section: str, runs: list[str], config: dict, records: dict | None = None) -> str:
+    """A section's figure title: the range test's span, or the scheduler class and what the
+    section compares (`ExponentialLR: different gamma`), else the classes (`OneCycleLR vs ...`)."""
+    specs = config["runs"]
+    if section == "range_test":
+        test = range_test_settings(config, runs[0])
+        mode = "" if test["mode"] == "exponential" else f" ({test['mode']})"
+        start, end = format_value(test["start_lr"]), format_value(test["end_lr"])
+        return f"LR range test {start} to {end}{mode}"
+    classes = list(dict.fromkeys(specs[r].get("scheduler", "range test") for r in runs))
+    if len(classes) == 1 and len(runs) > 1:
+        keys, _ = differing(config, runs, records or {})
+        if keys:
+            return f"{classes[0]}: different {', '.join(keys)}"
+    return " vs ".join(classes)
