@@ -40,7 +40,10 @@ def study_config(path: Path = TINY, **overrides) -> dict:
     return validated(raw_config(path, **overrides))
 
 
-LONG = {"epochs": 8, "eval_every": 20}  # 320 steps, ~3 s of training: time to kill a job between checkpoints
+LONG = {
+    "epochs": 8,
+    "eval_every": 20,
+}  # 320 steps, ~3 s of training: time to kill a job between checkpoints
 
 
 def long_config(**overrides) -> dict:
@@ -68,8 +71,21 @@ def digits_data(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("data")
     out, manifest = folder / "digits.pt", folder / "digits.json"
     subprocess.run(
-        [sys.executable, "-m", "lrstudy.data", "--dataset", json.dumps(DIGITS), "--out", str(out), "--manifest", str(manifest)],
-        check=True, env=job_env(), capture_output=True, timeout=JOB_TIMEOUT,
+        [
+            sys.executable,
+            "-m",
+            "lrstudy.data",
+            "--dataset",
+            json.dumps(DIGITS),
+            "--out",
+            str(out),
+            "--manifest",
+            str(manifest),
+        ],
+        check=True,
+        env=job_env(),
+        capture_output=True,
+        timeout=JOB_TIMEOUT,
     )
     return out
 
@@ -83,20 +99,24 @@ class Job:
         out.parent.mkdir(parents=True, exist_ok=True)
         self.log = out.parent / f"{out.name}.stderr"
         with open(self.log, "w") as handle:
-            self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=handle, env=job_env(), **popen)
+            self.proc = subprocess.Popen(
+                command, stdout=subprocess.DEVNULL, stderr=handle, env=job_env(), **popen
+            )
 
     @property
     def stderr(self) -> str:
         return self.log.read_text()
 
-    def wait(self, check: bool = True) -> "Job":
+    def wait(self, check: bool = True) -> Job:
         try:
             self.proc.wait(timeout=JOB_TIMEOUT)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             raise
         if check and self.proc.returncode != 0:
-            raise AssertionError(f"training job for {self.out} exited {self.proc.returncode}:\n{self.stderr[-4000:]}")
+            raise AssertionError(
+                f"training job for {self.out} exited {self.proc.returncode}:\n{self.stderr[-4000:]}"
+            )
         return self
 
 
@@ -108,7 +128,17 @@ class Trainer:
     def command(self, spec: dict, out: Path, data: Path | None = None) -> list[str]:
         """The `train` rule's command line (without --suggestion), on the session's digits file."""
         data = data or self.data
-        return [sys.executable, "-m", "lrstudy.train", "--spec", json.dumps(spec), "--data", str(data), "--out", str(out)]
+        return [
+            sys.executable,
+            "-m",
+            "lrstudy.train",
+            "--spec",
+            json.dumps(spec),
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+        ]
 
     def start(self, spec: dict, out: Path, data: Path | None = None, **popen) -> Job:
         return Job(spec, Path(out), self.command(spec, Path(out), data), **popen)
@@ -126,7 +156,9 @@ class Trainer:
         for spec in specs:
             key = self._key(spec)
             if key not in self._references:
-                self._references[key] = self.start(spec, self.root / "references" / f"{spec['run']}-seed{spec['seed']}-{key}")
+                self._references[key] = self.start(
+                    spec, self.root / "references" / f"{spec['run']}-seed{spec['seed']}-{key}"
+                )
 
     def reference(self, spec: dict) -> Path:
         """The run folder of one uninterrupted run of `spec` (shared by the session: treat as read-only)."""

@@ -40,8 +40,10 @@ def why_not_ci_cluster() -> str | None:
         return f"no SLURM controller answers `scontrol show config` ({error}); {START}"
     name = config.get("ClusterName")
     if name != CLUSTER:
-        return (f"the SLURM that answers here is cluster {name!r}, not the CI cluster {CLUSTER!r} of .ci/slurm.sh: "
-                "these tests never submit jobs to another cluster")
+        return (
+            f"the SLURM that answers here is cluster {name!r}, not the CI cluster {CLUSTER!r} of .ci/slurm.sh: "
+            "these tests never submit jobs to another cluster"
+        )
     host = config.get("SlurmctldHost[0]", config.get("SlurmctldHost", ""))
     if not host.startswith(socket.gethostname().split(".")[0]):
         return f"cluster {CLUSTER!r} answers, but its controller {host!r} is not on this machine; {START}"

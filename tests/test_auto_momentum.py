@@ -35,7 +35,10 @@ def spec(scheduler=None, kwargs=None, optimizer=SGD0, test_optimizer=SGD0):
         # cycle_momentum off: the optimizer's momentum 0 is the range test's -> unchanged
         (spec("OneCycleLR", {"max_lr": "auto", "cycle_momentum": False}), {"max_lr": 0.2}),
         # CyclicLR: max_lr meets base_momentum 0.8, base_lr meets max_momentum 0.9
-        (spec("CyclicLR", {"base_lr": "auto", "max_lr": "auto"}), {"max_lr": 0.04, "base_lr": 0.005}),
+        (
+            spec("CyclicLR", {"base_lr": "auto", "max_lr": "auto"}),
+            {"max_lr": 0.04, "base_lr": 0.005},
+        ),
         # range test at momentum 0.5, run at 0.9 with a constant schedule: 0.2 * 0.5 / 0.1 ... = 0.04
         (
             spec(
@@ -48,7 +51,11 @@ def spec(scheduler=None, kwargs=None, optimizer=SGD0, test_optimizer=SGD0):
         ),
         # dampening 0.5 halves the run's step: twice the LR
         (
-            spec("StepLR", {"step_size": 10}, optimizer={"name": "SGD", "kwargs": {"lr": "auto", "dampening": 0.5}}),
+            spec(
+                "StepLR",
+                {"step_size": 10},
+                optimizer={"name": "SGD", "kwargs": {"lr": "auto", "dampening": 0.5}},
+            ),
             {"lr": 0.4},
         ),
         # Adam's moments are averages: beta1 does not scale its step, OneCycleLR's cycling neither
@@ -67,23 +74,41 @@ def test_auto_value_moves_with_momentum_as_documented(case, expected):
     opt_kwargs, sched_kwargs, record = schedules.resolve_auto(case, BOUNDS)
     got = {k: v for k, v in {**opt_kwargs, **sched_kwargs}.items() if k in expected}
     assert got == pytest.approx(expected, rel=1e-12)
-    assert {c["key"]: c["value"] for c in record["conversions"]} == pytest.approx(expected, rel=1e-12)
+    assert {c["key"]: c["value"] for c in record["conversions"]} == pytest.approx(
+        expected, rel=1e-12
+    )
     assert record["range_test"] == "range_test" and record["rule"] == "valley"
 
 
 def test_auto_from_a_range_test_of_another_optimizer_is_refused():
-    config = study_config(runs={"adam_auto": {"scheduler": "OneCycleLR", "kwargs": {"max_lr": "auto"},
-                                              "optimizer": {"name": "Adam"}}})
+    config = study_config(
+        runs={
+            "adam_auto": {
+                "scheduler": "OneCycleLR",
+                "kwargs": {"max_lr": "auto"},
+                "optimizer": {"name": "Adam"},
+            }
+        }
+    )
     with pytest.raises(ConfigError) as error:
         check(config)
     assert error.value.key == "runs.adam_auto.auto_from" and "Adam" in str(error.value)
 
 
 def test_auto_run_takes_the_range_test_of_its_own_optimizer():
-    config = study_config(runs={
-        "range_adam": {"range_test": {"start_lr": 1e-5, "end_lr": 1}, "optimizer": {"name": "Adam"}},
-        "adam_auto": {"scheduler": "OneCycleLR", "kwargs": {"max_lr": "auto"}, "optimizer": {"name": "Adam"}},
-    })
+    config = study_config(
+        runs={
+            "range_adam": {
+                "range_test": {"start_lr": 1e-5, "end_lr": 1},
+                "optimizer": {"name": "Adam"},
+            },
+            "adam_auto": {
+                "scheduler": "OneCycleLR",
+                "kwargs": {"max_lr": "auto"},
+                "optimizer": {"name": "Adam"},
+            },
+        }
+    )
     check(config)
     assert run_spec(config, "adam_auto", 0)["auto_from"]["run"] == "range_adam"
     assert run_spec(config, "cyclic_auto", 0)["auto_from"]["run"] == "range_test"
@@ -94,7 +119,9 @@ def replay_momentum(record: dict, steps: int) -> list[float]:
     what run.json says was built."""
     param = torch.zeros(1, requires_grad=True)
     optimizer = torch.optim.SGD([param], **record["optimizer"]["kwargs"])
-    scheduler = getattr(torch.optim.lr_scheduler, record["scheduler"]["class"])(optimizer, **record["scheduler"]["kwargs"])
+    scheduler = getattr(torch.optim.lr_scheduler, record["scheduler"]["class"])(
+        optimizer, **record["scheduler"]["kwargs"]
+    )
     values = []
     for _ in range(steps):
         values.append(optimizer.param_groups[0]["momentum"])
@@ -103,14 +130,32 @@ def replay_momentum(record: dict, steps: int) -> list[float]:
     return values
 
 
-@pytest.mark.parametrize("run, schedule", [
-    ("onecycle", {"scheduler": "OneCycleLR", "kwargs": {"max_lr": 0.1}}),
-    ("cyclic", {"scheduler": "CyclicLR", "kwargs": {"base_lr": 0.01, "max_lr": 0.1, "step_size_up": 20, "step_size_down": 40}}),
-    ("constant", {"scheduler": "StepLR", "kwargs": {"step_size": 30}}),
-])
+@pytest.mark.parametrize(
+    "run, schedule",
+    [
+        ("onecycle", {"scheduler": "OneCycleLR", "kwargs": {"max_lr": 0.1}}),
+        (
+            "cyclic",
+            {
+                "scheduler": "CyclicLR",
+                "kwargs": {
+                    "base_lr": 0.01,
+                    "max_lr": 0.1,
+                    "step_size_up": 20,
+                    "step_size_down": 40,
+                },
+            },
+        ),
+        ("constant", {"scheduler": "StepLR", "kwargs": {"step_size": 30}}),
+    ],
+)
 def test_steps_csv_momentum_is_the_optimizers_own(run, schedule, digits_data, tmp_path):
-    config = study_config(epochs=2, checkpoint_every=0, runs={run: schedule},
-                          optimizer={"name": "SGD", "kwargs": {"lr": 0.05, "momentum": 0.9}})
+    config = study_config(
+        epochs=2,
+        checkpoint_every=0,
+        runs={run: schedule},
+        optimizer={"name": "SGD", "kwargs": {"lr": 0.05, "momentum": 0.9}},
+    )
     train.train(run_spec(config, run, 0), digits_data, tmp_path)
     steps = pd.read_csv(tmp_path / "steps.csv")
     assert "momentum" in steps.columns
@@ -120,14 +165,24 @@ def test_steps_csv_momentum_is_the_optimizers_own(run, schedule, digits_data, tm
 
 
 def test_a_run_that_cannot_learn_is_collapsed_and_never_best(digits_data, tmp_path):
-    config = study_config(epochs=1, checkpoint_every=0, runs={"frozen": {"scheduler": "StepLR", "kwargs": {"step_size": 10}}},
-                          optimizer={"name": "SGD", "kwargs": {"lr": 1e-9}})
+    config = study_config(
+        epochs=1,
+        checkpoint_every=0,
+        runs={"frozen": {"scheduler": "StepLR", "kwargs": {"step_size": 10}}},
+        optimizer={"name": "SGD", "kwargs": {"lr": 1e-9}},
+    )
     result = train.train(run_spec(config, "frozen", 0), digits_data, tmp_path / "frozen")
     assert result["status"] == "collapsed"
     assert json.loads((tmp_path / "frozen" / "run.json").read_text())["status"] == "collapsed"
-    learner = train.train(run_spec(study_config(epochs=1, checkpoint_every=0), "step", 0), digits_data, tmp_path / "step")
+    learner = train.train(
+        run_spec(study_config(epochs=1, checkpoint_every=0), "step", 0),
+        digits_data,
+        tmp_path / "step",
+    )
     assert learner["status"] == "completed"
-    _, _, summary = aggregate.aggregate([tmp_path / "frozen" / "run.json", tmp_path / "step" / "run.json"], target=1.0)
+    _, _, summary = aggregate.aggregate(
+        [tmp_path / "frozen" / "run.json", tmp_path / "step" / "run.json"], target=1.0
+    )
     frozen = summary.set_index("run").loc["frozen"]
     assert frozen["final_valid_loss"] < float("inf")
     # even when its loss would rank it first, a collapsed run is never among the best
@@ -135,7 +190,13 @@ def test_a_run_that_cannot_learn_is_collapsed_and_never_best(digits_data, tmp_pa
     assert aggregate.choose_best(summary, "final_valid_loss", 2)["run"].tolist() == ["step"]
 
 
-@pytest.mark.parametrize("accuracy, is_collapsed", [(0.10, True), (0.15, True), (0.151, False), (0.9, False)])
+@pytest.mark.parametrize(
+    "accuracy, is_collapsed", [(0.10, True), (0.15, True), (0.151, False), (0.9, False)]
+)
 def test_collapsed_is_final_valid_accuracy_at_most_one_and_a_half_chance(accuracy, is_collapsed):
-    evals = [{"split": "valid", "accuracy": 0.9}, {"split": "test", "accuracy": 0.01}, {"split": "valid", "accuracy": accuracy}]
+    evals = [
+        {"split": "valid", "accuracy": 0.9},
+        {"split": "test", "accuracy": 0.01},
+        {"split": "valid", "accuracy": accuracy},
+    ]
     assert train.collapsed(evals, num_classes=10) is is_collapsed

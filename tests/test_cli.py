@@ -12,16 +12,25 @@ from .util import ROOT, job_env
 
 def lrstudy(*args, timeout=300):
     """`python -m lrstudy ARGS` (what the `lrstudy` script runs) in the environment of a job."""
-    return subprocess.run([sys.executable, "-m", "lrstudy", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=job_env())
+    return subprocess.run(
+        [sys.executable, "-m", "lrstudy", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=job_env(),
+    )
 
 
 def test_the_declared_script_points_at_a_main_that_shows_help():
     target = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]["lrstudy"]
     module, function = target.split(":")
-    code = (f"import sys; from {module} import {function} as main; rc = main(['--help']); "
-            "print('imported torch' if 'torch' in sys.modules else 'no torch'); raise SystemExit(rc)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=job_env())
+    code = (
+        f"import sys; from {module} import {function} as main; rc = main(['--help']); "
+        "print('imported torch' if 'torch' in sys.modules else 'no torch'); raise SystemExit(rc)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=job_env()
+    )
     assert proc.returncode == 0, proc.stderr
     for command in ("data", "train", "suggest", "combine", "aggregate", "plots", "report", "bench"):
         assert f"\n  {command} " in proc.stdout, command
@@ -30,12 +39,18 @@ def test_the_declared_script_points_at_a_main_that_shows_help():
 
 def test_unknown_command_exits_2_naming_it():
     proc = lrstudy("sugest", "x")
-    assert proc.returncode == 2 and "unknown command 'sugest'" in proc.stderr and "suggest" in proc.stderr
+    assert (
+        proc.returncode == 2
+        and "unknown command 'sugest'" in proc.stderr
+        and "suggest" in proc.stderr
+    )
 
 
 def test_subcommand_help_is_the_module_s():
     proc = lrstudy("suggest", "--help")
-    assert proc.returncode == 0 and "run_dir" in proc.stdout and "--valid" in proc.stdout, proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "run_dir" in proc.stdout and "--valid" in proc.stdout, (
+        proc.stdout + proc.stderr
+    )
 
 
 def test_data_command_prepares_what_the_module_prepares(digits_data, tmp_path):
@@ -43,5 +58,8 @@ def test_data_command_prepares_what_the_module_prepares(digits_data, tmp_path):
     out, manifest = tmp_path / "digits.pt", tmp_path / "digits.json"
     proc = lrstudy("data", "--dataset", json.dumps(DIGITS), "--out", out, "--manifest", manifest)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    ours, reference = json.loads(manifest.read_text()), json.loads(digits_data.with_suffix(".json").read_text())
+    ours, reference = (
+        json.loads(manifest.read_text()),
+        json.loads(digits_data.with_suffix(".json").read_text()),
+    )
     assert ours == reference

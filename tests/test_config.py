@@ -29,72 +29,286 @@ def setitem(path, value):
 
 
 LINEAR = {"scheduler": "LinearLR", "kwargs": {"start_factor": 0.01, "total_iters": 20}}
-SEQUENCE = {"scheduler": "SequentialLR", "milestones": [20], "schedulers": [LINEAR, {"scheduler": "CosineAnnealingLR", "kwargs": {"T_max": "auto"}}]}
+SEQUENCE = {
+    "scheduler": "SequentialLR",
+    "milestones": [20],
+    "schedulers": [LINEAR, {"scheduler": "CosineAnnealingLR", "kwargs": {"T_max": "auto"}}],
+}
 RAW["runs"]["seq"] = SEQUENCE  # a valid composition (warmup + cosine) the cases below break
 
 
 def sequential(child, **replace):
     """Replace keys of the `seq` run's child number `child`."""
-    return lambda config: config["runs"]["seq"]["schedulers"].__setitem__(child, {**SEQUENCE["schedulers"][child], **replace})
+    return lambda config: config["runs"]["seq"]["schedulers"].__setitem__(
+        child, {**SEQUENCE["schedulers"][child], **replace}
+    )
 
 
 # (kind, change to the default config, key the message must name, other words it must hold)
 CASES = [
     ("wrong type", setitem(["batch_size"], "32"), "batch_size", "not of type 'integer'"),
     ("batch_size 0", setitem(["batch_size"], 0), "batch_size", "minimum of 1"),
-    ("out of range", setitem(["dataset", "valid_fraction"], 0.9), "dataset.valid_fraction", "maximum"),
+    (
+        "out of range",
+        setitem(["dataset", "valid_fraction"], 0.9),
+        "dataset.valid_fraction",
+        "maximum",
+    ),
     ("unknown key", setitem(["epoch"], 3), "(top level)", "'epoch' was unexpected"),
-    ("unknown scheduler", setitem(["runs", "step", "scheduler"], "StepLr"), "runs.step.scheduler", "StepLR"),
+    (
+        "unknown scheduler",
+        setitem(["runs", "step", "scheduler"], "StepLr"),
+        "runs.step.scheduler",
+        "StepLR",
+    ),
     ("unknown optimizer", setitem(["optimizer", "name"], "Adagrad"), "optimizer.name", "LAMB"),
     ("unknown dataset", setitem(["dataset", "name"], "imagenet"), "dataset.name", "fashion_mnist"),
     ("unknown model", setitem(["model"], "vgg16"), "model", "lenet5"),
-    ("kwargs the scheduler does not take", setitem(["runs", "step", "kwargs", "steps"], 100), "runs.step.kwargs", "'steps'"),
-    ("missing scheduler kwarg", lambda c: c["runs"]["step"]["kwargs"].pop("step_size"), "runs.step.kwargs", "step_size"),
-    ("lr <= 0", setitem(["optimizer", "kwargs", "lr"], 0), "optimizer.kwargs", "lr must be a number > 0"),
-    ("negative lr in a run", setitem(["runs", "step", "optimizer"], {"name": "SGD", "kwargs": {"lr": -1}}), "runs.step.optimizer.kwargs", "> 0"),
-    ("optimizer kwarg unknown", setitem(["optimizer", "kwargs", "betas"], [0.9, 0.99]), "optimizer.kwargs", "'betas'"),
-    ("report names a missing run", setitem(["report", "sections", "step"], ["step", "exp_0.9"]), "report.sections.step", "'exp_0.9'"),
-    ("range test in a schedule section", setitem(["report", "sections", "cyclic"], ["range_test"]), "report.sections.cyclic", "scheduled runs"),
-    ("end_lr below start_lr", setitem(["runs", "range_test", "range_test", "end_lr"], 1e-6), "runs.range_test.range_test.end_lr", "must exceed"),
+    (
+        "kwargs the scheduler does not take",
+        setitem(["runs", "step", "kwargs", "steps"], 100),
+        "runs.step.kwargs",
+        "'steps'",
+    ),
+    (
+        "missing scheduler kwarg",
+        lambda c: c["runs"]["step"]["kwargs"].pop("step_size"),
+        "runs.step.kwargs",
+        "step_size",
+    ),
+    (
+        "lr <= 0",
+        setitem(["optimizer", "kwargs", "lr"], 0),
+        "optimizer.kwargs",
+        "lr must be a number > 0",
+    ),
+    (
+        "negative lr in a run",
+        setitem(["runs", "step", "optimizer"], {"name": "SGD", "kwargs": {"lr": -1}}),
+        "runs.step.optimizer.kwargs",
+        "> 0",
+    ),
+    (
+        "optimizer kwarg unknown",
+        setitem(["optimizer", "kwargs", "betas"], [0.9, 0.99]),
+        "optimizer.kwargs",
+        "'betas'",
+    ),
+    (
+        "report names a missing run",
+        setitem(["report", "sections", "step"], ["step", "exp_0.9"]),
+        "report.sections.step",
+        "'exp_0.9'",
+    ),
+    (
+        "range test in a schedule section",
+        setitem(["report", "sections", "cyclic"], ["range_test"]),
+        "report.sections.cyclic",
+        "scheduled runs",
+    ),
+    (
+        "end_lr below start_lr",
+        setitem(["runs", "range_test", "range_test", "end_lr"], 1e-6),
+        "runs.range_test.range_test.end_lr",
+        "must exceed",
+    ),
     ("gpus on a machine without GPU", setitem(["device"], "cuda"), "device", "no GPU"),
     ("CUDA-only plugin on the CPU", setitem(["plugin"], "gemini"), "plugin", "needs CUDA"),
-    ("auto where torch has no bound", setitem(["runs", "step", "kwargs", "gamma"], "auto"), "runs.step.kwargs", "cannot be 'auto'"),
-    ("bad run name", setitem(["runs", "bad name"], {"scheduler": "StepLR", "kwargs": {"step_size": 1}}), "runs", "does not match"),
-    ("missing data_dir", lambda c: c["dataset"].update(name="mnist", data_dir="/nonexistent/mnist"), "dataset.data_dir", "not a folder"),
+    (
+        "auto where torch has no bound",
+        setitem(["runs", "step", "kwargs", "gamma"], "auto"),
+        "runs.step.kwargs",
+        "cannot be 'auto'",
+    ),
+    (
+        "bad run name",
+        setitem(["runs", "bad name"], {"scheduler": "StepLR", "kwargs": {"step_size": 1}}),
+        "runs",
+        "does not match",
+    ),
+    (
+        "missing data_dir",
+        lambda c: c["dataset"].update(name="mnist", data_dir="/nonexistent/mnist"),
+        "dataset.data_dir",
+        "not a folder",
+    ),
     ("seeds repeated", setitem(["seeds"], [0, 0]), "seeds", "non-unique"),
     ("fp16 on the CPU", setitem(["precision"], "fp16"), "precision", "fp16 needs CUDA"),
     ("unknown precision", setitem(["precision"], "fp8"), "precision", "'fp8' is not one of"),
     # compositions (SequentialLR), ColossalAI's schedulers, `none`, schedule-free optimizers
-    ("unknown child", sequential(1, scheduler="CosineLR"), "runs.seq.schedulers.1.scheduler", "CosineAnnealingLR"),
-    ("colossalai child", sequential(1, scheduler="colossalai.LinearWarmupLR"), "runs.seq.schedulers.1.scheduler", "torch scheduler class"),
-    ("milestones count", setitem(["runs", "seq", "milestones"], [20, 40]), "runs.seq.milestones", "needs 1 milestones"),
-    ("milestones not increasing", lambda c: c["runs"]["seq"].update(milestones=[40, 20], schedulers=[LINEAR] * 3), "runs.seq.milestones", "must increase"),
-    ("auto in a non-length kwarg", sequential(1, kwargs={"T_max": "auto", "eta_min": "auto"}), "runs.seq.schedulers.1.kwargs", "'eta_min' cannot be 'auto'"),
-    ("wrong child kwarg", sequential(0, kwargs={"start_factor": 0.01, "iters": 20}), "runs.seq.schedulers.0.kwargs", "'iters'"),
-    ("child value torch rejects", sequential(0, kwargs={"start_factor": 2.0}), "runs.seq.schedulers.0.kwargs", "rejected by torch"),
-    ("sequential without milestones", lambda c: c["runs"]["seq"].pop("milestones"), "runs.seq.milestones", "needs `schedulers`"),
-    ("milestones on another scheduler", setitem(["runs", "step", "milestones"], [20]), "runs.step.milestones", "only a SequentialLR"),
-    ("auto length outside a composition", setitem(["runs", "step"], {"scheduler": "CosineAnnealingLR", "kwargs": {"T_max": "auto"}}), "runs.step.kwargs", "cannot be 'auto'"),
-    ("unknown colossalai class", setitem(["runs", "step"], {"scheduler": "colossalai.CosineWarmupLR"}), "runs.step.scheduler", "colossalai.CosineAnnealingWarmupLR"),
-    ("colossalai takes a function", setitem(["runs", "step"], {"scheduler": "colossalai.LambdaLR"}), "runs.step.scheduler", "unknown ColossalAI scheduler"),
-    ("wrong colossalai kwarg", setitem(["runs", "step"], {"scheduler": "colossalai.CosineAnnealingWarmupLR", "kwargs": {"warmup": 20}}), "runs.step.kwargs", "'warmup'"),
-    ("colossalai total_steps given", setitem(["runs", "step"], {"scheduler": "colossalai.LinearWarmupLR", "kwargs": {"total_steps": 9}}), "runs.step.kwargs", "filled in by the workflow"),
-    ("none with kwargs", setitem(["runs", "step"], {"scheduler": "none", "kwargs": {"gamma": 0.5}}), "runs.step.kwargs", "takes no kwargs"),
-    ("schedule-free momentum 0", setitem(["runs", "step", "optimizer"], {"name": "SGDScheduleFree", "kwargs": {"lr": 1, "momentum": 0}}), "runs.step.optimizer.kwargs", "Momentum"),
+    (
+        "unknown child",
+        sequential(1, scheduler="CosineLR"),
+        "runs.seq.schedulers.1.scheduler",
+        "CosineAnnealingLR",
+    ),
+    (
+        "colossalai child",
+        sequential(1, scheduler="colossalai.LinearWarmupLR"),
+        "runs.seq.schedulers.1.scheduler",
+        "torch scheduler class",
+    ),
+    (
+        "milestones count",
+        setitem(["runs", "seq", "milestones"], [20, 40]),
+        "runs.seq.milestones",
+        "needs 1 milestones",
+    ),
+    (
+        "milestones not increasing",
+        lambda c: c["runs"]["seq"].update(milestones=[40, 20], schedulers=[LINEAR] * 3),
+        "runs.seq.milestones",
+        "must increase",
+    ),
+    (
+        "auto in a non-length kwarg",
+        sequential(1, kwargs={"T_max": "auto", "eta_min": "auto"}),
+        "runs.seq.schedulers.1.kwargs",
+        "'eta_min' cannot be 'auto'",
+    ),
+    (
+        "wrong child kwarg",
+        sequential(0, kwargs={"start_factor": 0.01, "iters": 20}),
+        "runs.seq.schedulers.0.kwargs",
+        "'iters'",
+    ),
+    (
+        "child value torch rejects",
+        sequential(0, kwargs={"start_factor": 2.0}),
+        "runs.seq.schedulers.0.kwargs",
+        "rejected by torch",
+    ),
+    (
+        "sequential without milestones",
+        lambda c: c["runs"]["seq"].pop("milestones"),
+        "runs.seq.milestones",
+        "needs `schedulers`",
+    ),
+    (
+        "milestones on another scheduler",
+        setitem(["runs", "step", "milestones"], [20]),
+        "runs.step.milestones",
+        "only a SequentialLR",
+    ),
+    (
+        "auto length outside a composition",
+        setitem(["runs", "step"], {"scheduler": "CosineAnnealingLR", "kwargs": {"T_max": "auto"}}),
+        "runs.step.kwargs",
+        "cannot be 'auto'",
+    ),
+    (
+        "unknown colossalai class",
+        setitem(["runs", "step"], {"scheduler": "colossalai.CosineWarmupLR"}),
+        "runs.step.scheduler",
+        "colossalai.CosineAnnealingWarmupLR",
+    ),
+    (
+        "colossalai takes a function",
+        setitem(["runs", "step"], {"scheduler": "colossalai.LambdaLR"}),
+        "runs.step.scheduler",
+        "unknown ColossalAI scheduler",
+    ),
+    (
+        "wrong colossalai kwarg",
+        setitem(
+            ["runs", "step"],
+            {"scheduler": "colossalai.CosineAnnealingWarmupLR", "kwargs": {"warmup": 20}},
+        ),
+        "runs.step.kwargs",
+        "'warmup'",
+    ),
+    (
+        "colossalai total_steps given",
+        setitem(
+            ["runs", "step"],
+            {"scheduler": "colossalai.LinearWarmupLR", "kwargs": {"total_steps": 9}},
+        ),
+        "runs.step.kwargs",
+        "filled in by the workflow",
+    ),
+    (
+        "none with kwargs",
+        setitem(["runs", "step"], {"scheduler": "none", "kwargs": {"gamma": 0.5}}),
+        "runs.step.kwargs",
+        "takes no kwargs",
+    ),
+    (
+        "schedule-free momentum 0",
+        setitem(
+            ["runs", "step", "optimizer"],
+            {"name": "SGDScheduleFree", "kwargs": {"lr": 1, "momentum": 0}},
+        ),
+        "runs.step.optimizer.kwargs",
+        "Momentum",
+    ),
     # kwarg types: torch's own errors from a dry build stepped on a dummy parameter, at DAG build
-    ("gamma: half", setitem(["runs", "step", "kwargs", "gamma"], "half"), "runs.step.kwargs", "StepLR(step_size=100, gamma='half') is rejected by torch"),
-    ("string step_size", setitem(["runs", "step", "kwargs", "step_size"], "100"), "runs.step.kwargs", "rejected by torch: TypeError"),
-    ("list where a number belongs", setitem(["runs", "exp_0.99", "kwargs", "gamma"], [0.99]), "runs.exp_0.99.kwargs", "rejected by torch"),
-    ("OneCycleLR max_lr of two values", setitem(["runs", "onecycle_1", "kwargs", "max_lr"], [1.0, 2.0]), "runs.onecycle_1.kwargs", "rejected by torch"),
-    ("CyclicLR step_size_up text", setitem(["runs", "cyclic", "kwargs", "step_size_up"], "fifty"), "runs.cyclic.kwargs", "rejected by torch"),
-    ("optimizer momentum text", setitem(["optimizer", "kwargs", "momentum"], "high"), "optimizer.kwargs", "optimizer SGD(lr=0.1, momentum='high'"),
-    ("Adam betas not a pair", setitem(["runs", "step", "optimizer"], {"name": "Adam", "kwargs": {"lr": 0.01, "betas": 0.9}}),
-     "runs.step.optimizer.kwargs", "optimizer Adam(lr=0.01, betas=0.9) is rejected by torch"),
-    ("LARS weight_decay text", setitem(["runs", "step", "optimizer"], {"name": "LARS", "kwargs": {"lr": 1.0, "weight_decay": "none"}}),
-     "runs.step.optimizer.kwargs", "optimizer LARS(lr=1, weight_decay='none') is rejected by torch"),
-    ("LAMB eps text", setitem(["runs", "step", "optimizer"], {"name": "LAMB", "kwargs": {"lr": 0.01, "eps": "tiny"}}),
-     "runs.step.optimizer.kwargs", "optimizer LAMB(lr=0.01, eps='tiny') is rejected by torch"),
-    ("lr a list", setitem(["optimizer", "kwargs", "lr"], [0.1]), "optimizer.kwargs", "lr must be a number > 0"),
+    (
+        "gamma: half",
+        setitem(["runs", "step", "kwargs", "gamma"], "half"),
+        "runs.step.kwargs",
+        "StepLR(step_size=100, gamma='half') is rejected by torch",
+    ),
+    (
+        "string step_size",
+        setitem(["runs", "step", "kwargs", "step_size"], "100"),
+        "runs.step.kwargs",
+        "rejected by torch: TypeError",
+    ),
+    (
+        "list where a number belongs",
+        setitem(["runs", "exp_0.99", "kwargs", "gamma"], [0.99]),
+        "runs.exp_0.99.kwargs",
+        "rejected by torch",
+    ),
+    (
+        "OneCycleLR max_lr of two values",
+        setitem(["runs", "onecycle_1", "kwargs", "max_lr"], [1.0, 2.0]),
+        "runs.onecycle_1.kwargs",
+        "rejected by torch",
+    ),
+    (
+        "CyclicLR step_size_up text",
+        setitem(["runs", "cyclic", "kwargs", "step_size_up"], "fifty"),
+        "runs.cyclic.kwargs",
+        "rejected by torch",
+    ),
+    (
+        "optimizer momentum text",
+        setitem(["optimizer", "kwargs", "momentum"], "high"),
+        "optimizer.kwargs",
+        "optimizer SGD(lr=0.1, momentum='high'",
+    ),
+    (
+        "Adam betas not a pair",
+        setitem(
+            ["runs", "step", "optimizer"], {"name": "Adam", "kwargs": {"lr": 0.01, "betas": 0.9}}
+        ),
+        "runs.step.optimizer.kwargs",
+        "optimizer Adam(lr=0.01, betas=0.9) is rejected by torch",
+    ),
+    (
+        "LARS weight_decay text",
+        setitem(
+            ["runs", "step", "optimizer"],
+            {"name": "LARS", "kwargs": {"lr": 1.0, "weight_decay": "none"}},
+        ),
+        "runs.step.optimizer.kwargs",
+        "optimizer LARS(lr=1, weight_decay='none') is rejected by torch",
+    ),
+    (
+        "LAMB eps text",
+        setitem(
+            ["runs", "step", "optimizer"], {"name": "LAMB", "kwargs": {"lr": 0.01, "eps": "tiny"}}
+        ),
+        "runs.step.optimizer.kwargs",
+        "optimizer LAMB(lr=0.01, eps='tiny') is rejected by torch",
+    ),
+    (
+        "lr a list",
+        setitem(["optimizer", "kwargs", "lr"], [0.1]),
+        "optimizer.kwargs",
+        "lr must be a number > 0",
+    ),
 ]
 
 
@@ -116,7 +330,9 @@ def test_shipped_config_is_valid(path):
 
 
 def test_duplicate_run_names_are_caught(tmp_path):
-    text = (ROOT / "config" / "config.yaml").read_text().replace("  exp_0.995:\n", "  exp_0.999:\n", 1)
+    text = (
+        (ROOT / "config" / "config.yaml").read_text().replace("  exp_0.995:\n", "  exp_0.999:\n", 1)
+    )
     path = tmp_path / "dup.yaml"
     path.write_text(text)
     with pytest.raises(study.ConfigError, match="`exp_0.999`.*twice.*dup.yaml"):
@@ -132,11 +348,19 @@ def test_slurm_plans_gpus_even_from_a_login_node_without_one():
     assert study.job_gpus(config, "slurm", 0) == 0
 
 
-DAG_CASES = ["batch_size 0", "unknown scheduler", "kwargs the scheduler does not take", "gamma: half", "Adam betas not a pair"]
+DAG_CASES = [
+    "batch_size 0",
+    "unknown scheduler",
+    "kwargs the scheduler does not take",
+    "gamma: half",
+    "Adam betas not a pair",
+]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind, change, key, words", [c for c in CASES if c[0] in DAG_CASES], ids=DAG_CASES)
+@pytest.mark.parametrize(
+    "kind, change, key, words", [c for c in CASES if c[0] in DAG_CASES], ids=DAG_CASES
+)
 def test_snakemake_stops_at_dag_build(kind, change, key, words, workflow_copy):
     """In a copy of the workflow whose config/config.yaml is the bad config: not even a plan."""
     folder = workflow_copy(edit(change))
@@ -149,8 +373,11 @@ def test_snakemake_stops_at_dag_build(kind, change, key, words, workflow_copy):
 def test_numbers_in_command_line_lists_become_numbers():
     """What Snakemake hands over for `--config 'seeds=[0,1,2]' 'optimizer={name: Adam, kwargs: {betas: [0.9, 0.99], lr: 1e-3}}'`
     (YAML BaseLoader: every scalar a string) validates as the numbers; names stay names."""
-    overrides = {"seeds": ["0", "1", "2"], "optimizer": {"name": "Adam", "kwargs": {"betas": ["0.9", "0.99"], "lr": "1e-3"}},
-                 "report": {**RAW["report"], "best_count": "2"}}
+    overrides = {
+        "seeds": ["0", "1", "2"],
+        "optimizer": {"name": "Adam", "kwargs": {"betas": ["0.9", "0.99"], "lr": "1e-3"}},
+        "report": {**RAW["report"], "best_count": "2"},
+    }
     config = {**copy.deepcopy(RAW), **copy.deepcopy(overrides)}
     study.validate(config, overrides=overrides)
     assert config["report"]["best_count"] == 2

@@ -53,9 +53,13 @@ def test_normalisation_comes_from_the_train_split_only(digits):
 def test_preparation_is_reproducible(digits, tmp_path):
     folder, _ = digits
     data.prepare(DIGITS, tmp_path / "again.pt", tmp_path / "again.json")
-    first, second = (torch.load(p, weights_only=True) for p in (folder / "d.pt", tmp_path / "again.pt"))
+    first, second = (
+        torch.load(p, weights_only=True) for p in (folder / "d.pt", tmp_path / "again.pt")
+    )
     for split in ("train", "valid", "test"):
-        assert torch.equal(first[split]["x"], second[split]["x"]) and torch.equal(first[split]["y"], second[split]["y"])
+        assert torch.equal(first[split]["x"], second[split]["x"]) and torch.equal(
+            first[split]["y"], second[split]["y"]
+        )
 
 
 def test_embedded_mnist10k_is_the_default_and_splits_all_ten_thousand(tmp_path):
@@ -63,12 +67,16 @@ def test_embedded_mnist10k_is_the_default_and_splits_all_ten_thousand(tmp_path):
     assert dataset["name"] == "mnist10k"
     manifest = data.prepare(dataset, tmp_path / "m.pt", tmp_path / "m.json")
     # the published MD5s and class counts of MNIST's test set (shared/README.md, torchvision)
-    assert manifest["sources"] == {"t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
-                                   "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c"}
+    assert manifest["sources"] == {
+        "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+        "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+    }
     counts = {s: np.array(c) for s, c in manifest["class_counts"].items()}
     assert (counts["train"] + counts["valid"] + counts["test"]).tolist() == T10K_CLASS_COUNTS
     assert manifest["sizes"]["valid"] >= 1000 and sum(manifest["sizes"].values()) == 10_000
-    assert np.abs(counts["test"] - dataset["test_fraction"] * np.array(T10K_CLASS_COUNTS)).max() <= 1
+    assert (
+        np.abs(counts["test"] - dataset["test_fraction"] * np.array(T10K_CLASS_COUNTS)).max() <= 1
+    )
 
 
 def test_28_pixel_digits_are_centred_by_padding_not_resized():
@@ -128,7 +136,9 @@ def test_mnist_from_data_dir(mnist_dir, tmp_path):
 
 def test_checksum_error_names_the_file_and_nothing_is_written(mnist_dir, tmp_path):
     dataset = {**DIGITS, "name": "mnist", "data_dir": str(mnist_dir)}
-    with pytest.raises(data.DatasetError, match="train-images-idx3-ubyte.gz"):  # made here: not the real file
+    with pytest.raises(
+        data.DatasetError, match="train-images-idx3-ubyte.gz"
+    ):  # made here: not the real file
         data.prepare(dataset, tmp_path / "m.pt", tmp_path / "m.json")
     assert not (tmp_path / "m.pt").exists() and not (tmp_path / "m.json").exists()
 
@@ -139,7 +149,9 @@ def test_truncated_file_is_caught(mnist_dir, tmp_path):
     target.write_bytes(gzip.compress(raw[: len(raw) // 2]))
     with pytest.raises(data.DatasetError, match="t10k-images-idx3-ubyte.gz.*truncated"):
         data.read_idx(target)
-    with pytest.raises(data.DatasetError, match="checksum mismatch for .*t10k-images-idx3-ubyte.gz"):
+    with pytest.raises(
+        data.DatasetError, match="checksum mismatch for .*t10k-images-idx3-ubyte.gz"
+    ):
         data.fetch({"name": "mnist", "data_dir": str(mnist_dir), "verify_md5": True}, mnist_dir)
 
 

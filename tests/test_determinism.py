@@ -31,7 +31,9 @@ def test_same_spec_same_bytes(trainer, specs, tmp_path):
     first = trainer.reference(spec)
     second = again.wait().out
     for name in ("steps.csv", "evals.csv"):
-        assert (first / name).read_bytes() == (second / name).read_bytes(), f"{name} differs between two runs of one spec"
+        assert (first / name).read_bytes() == (second / name).read_bytes(), (
+            f"{name} differs between two runs of one spec"
+        )
     meta = json.loads((second / "run.json").read_text())
     assert meta["status"] == "completed" and meta["steps"] == meta["total_steps"] == 8 * 40
     assert meta["threads"] == spec["threads"] == 1

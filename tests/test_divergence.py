@@ -19,9 +19,15 @@ RUNS = {
     # lr 0.1 for 60 steps (it learns), then 1e3: the loss overflows to NaN
     "blowup": {"scheduler": "StepLR", "kwargs": {"step_size": 60, "gamma": 1.0e4}},
     # completes, and learns slowly: its best valid loss stays above blowup's
-    "slow": {"scheduler": "ExponentialLR", "kwargs": {"gamma": 1.0}, "optimizer": {"name": "SGD", "kwargs": {"lr": 0.005}}},
+    "slow": {
+        "scheduler": "ExponentialLR",
+        "kwargs": {"gamma": 1.0},
+        "optimizer": {"name": "SGD", "kwargs": {"lr": 0.005}},
+    },
     # the range test without stop_factor
-    "range_nostop": {"range_test": {"start_lr": 1.0e-3, "end_lr": 1.0e3, "steps": 400, "stop_factor": None}},
+    "range_nostop": {
+        "range_test": {"start_lr": 1.0e-3, "end_lr": 1.0e3, "steps": 400, "stop_factor": None}
+    },
 }
 
 
@@ -48,11 +54,15 @@ def running_best(smoothed):
 
 
 def assert_complete_files(meta, steps, evals):
-    assert [int(row["step"]) for row in steps] == list(range(len(steps))) == list(range(meta["steps"]))
+    assert (
+        [int(row["step"]) for row in steps] == list(range(len(steps))) == list(range(meta["steps"]))
+    )
     # evaluated at the start and where the run stopped, both splits
     assert {(int(r["step"]), r["split"]) for r in evals} >= {(0, "valid"), (0, "test")}
     last_eval = max(int(r["step"]) for r in evals)
-    assert last_eval >= len(steps) and {r["split"] for r in evals if int(r["step"]) == last_eval} == {"valid", "test"}
+    assert last_eval >= len(steps) and {
+        r["split"] for r in evals if int(r["step"]) == last_eval
+    } == {"valid", "test"}
 
 
 def test_range_test_stops_at_stop_factor_times_its_best(trainer, specs):
@@ -63,7 +73,9 @@ def test_range_test_stops_at_stop_factor_times_its_best(trainer, specs):
     assert_complete_files(meta, steps, evals)
     smoothed = [float(r["smoothed_loss"]) for r in steps]
     best = running_best(smoothed)
-    stopped = [i for i, (s, b) in enumerate(zip(smoothed, best)) if not math.isfinite(s) or s > 4 * b]
+    stopped = [
+        i for i, (s, b) in enumerate(zip(smoothed, best)) if not math.isfinite(s) or s > 4 * b
+    ]
     assert stopped and stopped[0] == len(steps) - 1, "the last row is the first one past 4 x best"
 
 
@@ -74,15 +86,25 @@ def test_range_test_without_stop_factor_runs_past_where_it_would_have_stopped(tr
     meta, steps, evals = read(trainer.reference(specs["range_nostop"]))
     smoothed = [float(r["smoothed_loss"]) for r in steps]
     losses = [float(r["train_loss"]) for r in steps]
-    would_stop = next(i for i, (s, b) in enumerate(zip(smoothed, running_best(smoothed))) if not math.isfinite(s) or s > 4 * b)
-    assert math.isfinite(smoothed[would_stop]), "the smoothed loss passed 4 x its best before any non-finite loss"
-    assert len(steps) - 1 > would_stop, f"it stopped at step {len(steps) - 1}, where stop_factor 4 stops ({would_stop})"
+    would_stop = next(
+        i
+        for i, (s, b) in enumerate(zip(smoothed, running_best(smoothed)))
+        if not math.isfinite(s) or s > 4 * b
+    )
+    assert math.isfinite(smoothed[would_stop]), (
+        "the smoothed loss passed 4 x its best before any non-finite loss"
+    )
+    assert len(steps) - 1 > would_stop, (
+        f"it stopped at step {len(steps) - 1}, where stop_factor 4 stops ({would_stop})"
+    )
     assert meta["total_steps"] == 400 and meta["steps"] == len(steps)
     first_bad = next((i for i, loss in enumerate(losses) if not math.isfinite(loss)), None)
     if first_bad is None:
         assert meta["status"] == "completed" and len(steps) == 400
     else:
-        assert meta["status"] == "diverged" and first_bad == len(steps) - 1, "it stops at its first non-finite loss"
+        assert meta["status"] == "diverged" and first_bad == len(steps) - 1, (
+            "it stops at its first non-finite loss"
+        )
     assert_complete_files(meta, steps, evals)
 
 
@@ -90,7 +112,9 @@ def test_non_finite_loss_diverges_a_scheduled_run(trainer, specs):
     meta, steps, evals = read(trainer.reference(specs["blowup"]))
     losses = [float(r["train_loss"]) for r in steps]
     assert meta["status"] == "diverged" and 60 < meta["steps"] < meta["total_steps"]
-    assert not math.isfinite(losses[-1]) and all(map(math.isfinite, losses[:-1])), "stops at the first non-finite loss"
+    assert not math.isfinite(losses[-1]) and all(map(math.isfinite, losses[:-1])), (
+        "stops at the first non-finite loss"
+    )
     assert_complete_files(meta, steps, evals)
 
 
@@ -98,12 +122,26 @@ def test_non_finite_loss_diverges_a_scheduled_run(trainer, specs):
 def test_aggregate_takes_diverged_runs_and_never_picks_them(trainer, specs, tmp_path, metric):
     names = (RANGE_TEST, "blowup", "slow")
     files = [trainer.reference(specs[name]) / "run.json" for name in names]
-    aggregate.main([*map(str, files), "--out", str(tmp_path), "--target", "1.0", "--best-metric", metric, "--best-count", "3"])
+    aggregate.main(
+        [
+            *map(str, files),
+            "--out",
+            str(tmp_path),
+            "--target",
+            "1.0",
+            "--best-metric",
+            metric,
+            "--best-count",
+            "3",
+        ]
+    )
     summary = pd.read_csv(tmp_path / "summary.csv").set_index("run")
     assert list(summary.index) == list(names)
     assert summary.loc[RANGE_TEST, "status"] == summary.loc["blowup", "status"] == "diverged"
     assert summary.loc["slow", "status"] == "completed"
-    if metric == "best_valid_loss":  # finite and better for the diverged run: only its status excludes it
+    if (
+        metric == "best_valid_loss"
+    ):  # finite and better for the diverged run: only its status excludes it
         assert summary.loc["blowup", metric] < summary.loc["slow", metric]
     best = pd.read_csv(tmp_path / "best.csv")
     assert list(best["run"]) == ["slow"]

@@ -24,7 +24,20 @@ def test_every_direct_dependency_is_pinned_exactly():
     pins = pins_from_requirements()
     assert all("==" in pin for pin in pins), pins
     names = {pin.split("==")[0].lower() for pin in pins}
-    wanted = {"colossalai", "torch", "torchvision", "snakemake", "snakemake-executor-plugin-slurm", "pandas",
-              "matplotlib", "scikit-learn", "jinja2", "tqdm", "pytest"}
+    wanted = {
+        "colossalai",
+        "torch",
+        "torchvision",
+        "snakemake",
+        "snakemake-executor-plugin-slurm",
+        "pandas",
+        "matplotlib",
+        "scikit-learn",
+        "jinja2",
+        "tqdm",
+        "pytest",
+    }
     assert wanted <= names
-    assert "torch==2.5.1" in pins and "colossalai==0.5.0" in pins  # colossalai 0.5.0 needs torch<=2.5.1
+    assert (
+        "torch==2.5.1" in pins and "colossalai==0.5.0" in pins
+    )  # colossalai 0.5.0 needs torch<=2.5.1

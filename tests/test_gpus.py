@@ -1,4 +1,5 @@
 """GPU leasing for local runs (lrstudy.gpus); no GPU needed."""
+
 import json
 import os
 import signal
@@ -25,8 +26,10 @@ IDS = ["0", "1"]
 @pytest.fixture(autouse=True)
 def watchdog():
     """Turn a hang (a lease that never times out) into a failure."""
+
     def hung(*_):
         raise TimeoutError("test hung for 20 s")
+
     old = signal.signal(signal.SIGALRM, hung)
     signal.alarm(20)
     yield
@@ -36,8 +39,9 @@ def watchdog():
 
 def run_py(code, *args, **kw):
     env = dict(os.environ, PYTHONPATH=PKG_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
-                            env=env, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code), *map(str, args)], env=env, **kw
+    )
 
 
 def test_lease_takes_distinct_ids_and_releases(tmp_path):
@@ -131,7 +135,7 @@ def test_concurrent_processes_never_share_an_id(tmp_path):
     assert len(recs) == n
     assert {r["id"] for r in recs} == set(IDS)  # both GPUs were used
     for i, a in enumerate(recs):
-        for b in recs[i + 1:]:
+        for b in recs[i + 1 :]:
             if a["id"] == b["id"]:
                 assert a["end"] <= b["start"] or b["end"] <= a["start"], (a, b)
 
@@ -163,8 +167,9 @@ def test_sigkilled_holder_frees_its_id(tmp_path):
 def test_exec_child_does_not_keep_the_lock(tmp_path):
     code = "import time; print('up', flush=True); time.sleep(5)"
     with gpus.lease(1, tmp_path, ids=["0"], timeout=0):
-        child = subprocess.Popen([sys.executable, "-c", code], close_fds=False,
-                                 stdout=subprocess.PIPE, text=True)
+        child = subprocess.Popen(
+            [sys.executable, "-c", code], close_fds=False, stdout=subprocess.PIPE, text=True
+        )
         # wait until it runs: the kernel may finish closing O_CLOEXEC fds
         # a moment after Popen returns
         assert child.stdout.readline().strip() == "up"
@@ -199,14 +204,17 @@ def test_assign_locally_leases_from_visible_ids(tmp_path):
                     pass
 
 
-@pytest.mark.parametrize("raw, ids", [
-    ("", []),
-    ("0,1", ["0", "1"]),
-    ("GPU-uuid-a,GPU-uuid-b", ["GPU-uuid-a", "GPU-uuid-b"]),
-    (" 1 , 0 ", ["1", "0"]),
-    ("-1", []),
-    ("0,-1,1", ["0"]),
-])
+@pytest.mark.parametrize(
+    "raw, ids",
+    [
+        ("", []),
+        ("0,1", ["0", "1"]),
+        ("GPU-uuid-a,GPU-uuid-b", ["GPU-uuid-a", "GPU-uuid-b"]),
+        (" 1 , 0 ", ["1", "0"]),
+        ("-1", []),
+        ("0,-1,1", ["0"]),
+    ],
+)
 def test_visible_gpu_ids_parses_env(raw, ids):
     assert gpus.visible_gpu_ids({"CUDA_VISIBLE_DEVICES": raw}) == ids
 

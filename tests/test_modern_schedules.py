@@ -24,22 +24,39 @@ TOTAL = 40 * EPOCHS
 LR = 0.1  # tests/configs/tiny.yaml's SGD lr
 
 WARMUP_COSINE = {
-    "scheduler": "SequentialLR", "milestones": [20],
-    "schedulers": [{"scheduler": "LinearLR", "kwargs": {"start_factor": 0.01, "total_iters": 20}},
-                   {"scheduler": "CosineAnnealingLR", "kwargs": {"T_max": "auto"}}],
+    "scheduler": "SequentialLR",
+    "milestones": [20],
+    "schedulers": [
+        {"scheduler": "LinearLR", "kwargs": {"start_factor": 0.01, "total_iters": 20}},
+        {"scheduler": "CosineAnnealingLR", "kwargs": {"T_max": "auto"}},
+    ],
 }
 WSD = {
-    "scheduler": "SequentialLR", "milestones": [12, 96],
-    "schedulers": [{"scheduler": "LinearLR", "kwargs": {"start_factor": 0.01, "total_iters": 12}},
-                   {"scheduler": "ConstantLR", "kwargs": {"factor": 1.0, "total_iters": "auto"}},
-                   {"scheduler": "LinearLR", "kwargs": {"start_factor": 1.0, "end_factor": 0.0, "total_iters": "auto"}}],
+    "scheduler": "SequentialLR",
+    "milestones": [12, 96],
+    "schedulers": [
+        {"scheduler": "LinearLR", "kwargs": {"start_factor": 0.01, "total_iters": 12}},
+        {"scheduler": "ConstantLR", "kwargs": {"factor": 1.0, "total_iters": "auto"}},
+        {
+            "scheduler": "LinearLR",
+            "kwargs": {"start_factor": 1.0, "end_factor": 0.0, "total_iters": "auto"},
+        },
+    ],
 }
 COLOSSAL = {"scheduler": "colossalai.CosineAnnealingWarmupLR", "kwargs": {"warmup_steps": 20}}
-SCHEDULE_FREE = {"scheduler": "none", "optimizer": {"name": "SGDScheduleFree", "kwargs": {"lr": 0.5, "momentum": 0.9}}}
+SCHEDULE_FREE = {
+    "scheduler": "none",
+    "optimizer": {"name": "SGDScheduleFree", "kwargs": {"lr": 0.5, "momentum": 0.9}},
+}
 
 
 def modern_config(**overrides) -> dict:
-    runs = {"warmup_cosine": WARMUP_COSINE, "wsd": WSD, "colossal": COLOSSAL, "schedule_free": SCHEDULE_FREE}
+    runs = {
+        "warmup_cosine": WARMUP_COSINE,
+        "wsd": WSD,
+        "colossal": COLOSSAL,
+        "schedule_free": SCHEDULE_FREE,
+    }
     return study_config(runs=runs, epochs=EPOCHS, eval_every=40, **overrides)
 
 
@@ -64,9 +81,16 @@ def recorded_lr(trainer, run, **spec_overrides) -> tuple[list[float], dict]:
 def test_warmup_cosine_is_torchs_sequential_lr(trainer):
     lrs, record = recorded_lr(trainer, "warmup_cosine")
     lr_scheduler = torch.optim.lr_scheduler
-    want = replay(lambda opt: lr_scheduler.SequentialLR(
-        opt, [lr_scheduler.LinearLR(opt, start_factor=0.01, total_iters=20), lr_scheduler.CosineAnnealingLR(opt, T_max=TOTAL - 20)],
-        milestones=[20]))
+    want = replay(
+        lambda opt: lr_scheduler.SequentialLR(
+            opt,
+            [
+                lr_scheduler.LinearLR(opt, start_factor=0.01, total_iters=20),
+                lr_scheduler.CosineAnnealingLR(opt, T_max=TOTAL - 20),
+            ],
+            milestones=[20],
+        )
+    )
     assert len(lrs) == TOTAL and lrs == pytest.approx(want, rel=1e-12, abs=0)
     assert record["scheduler"]["kwargs"]["schedulers"][1]["kwargs"] == {"T_max": 100}
 
@@ -75,15 +99,29 @@ def test_warmup_cosine_is_torchs_sequential_lr(trainer):
 def test_wsd_is_torchs_sequential_lr_and_trains_in_bf16(trainer):
     lrs, record = recorded_lr(trainer, "wsd", precision="bf16")
     lr_scheduler = torch.optim.lr_scheduler
-    want = replay(lambda opt: lr_scheduler.SequentialLR(opt, [
-        lr_scheduler.LinearLR(opt, start_factor=0.01, total_iters=12),
-        lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=TOTAL - 12),
-        lr_scheduler.LinearLR(opt, start_factor=1.0, end_factor=0.0, total_iters=TOTAL - 96)], milestones=[12, 96]))
+    want = replay(
+        lambda opt: lr_scheduler.SequentialLR(
+            opt,
+            [
+                lr_scheduler.LinearLR(opt, start_factor=0.01, total_iters=12),
+                lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=TOTAL - 12),
+                lr_scheduler.LinearLR(
+                    opt, start_factor=1.0, end_factor=0.0, total_iters=TOTAL - 96
+                ),
+            ],
+            milestones=[12, 96],
+        )
+    )
     assert lrs == pytest.approx(want, rel=1e-12, abs=1e-15)
-    assert lrs[50] == pytest.approx(LR) and lrs[-1] == pytest.approx(LR / 24)  # stable at the LR; 1/24 of it before the end
+    assert lrs[50] == pytest.approx(LR) and lrs[-1] == pytest.approx(
+        LR / 24
+    )  # stable at the LR; 1/24 of it before the end
     assert record["precision"]["name"] == "bf16" and "autocast" in record["precision"]["via"]
     assert record["status"] == "completed"
-    evals = pd.read_csv(trainer.reference(spec_of(modern_config(), "wsd", checkpoint_every=0, precision="bf16")) / "evals.csv")
+    evals = pd.read_csv(
+        trainer.reference(spec_of(modern_config(), "wsd", checkpoint_every=0, precision="bf16"))
+        / "evals.csv"
+    )
     evals = evals.query("split == 'valid'")
     assert evals["loss"].iloc[-1] < evals["loss"].iloc[0] - 0.5  # it learns
 
@@ -91,8 +129,13 @@ def test_wsd_is_torchs_sequential_lr_and_trains_in_bf16(trainer):
 @pytest.mark.slow
 def test_bf16_changes_the_arithmetic(trainer):
     """The same run in fp32 and bf16: the same LRs, other losses (autocast really ran)."""
-    fp32 = pd.read_csv(trainer.reference(spec_of(modern_config(), "wsd", checkpoint_every=0)) / "steps.csv")
-    bf16 = pd.read_csv(trainer.reference(spec_of(modern_config(), "wsd", checkpoint_every=0, precision="bf16")) / "steps.csv")
+    fp32 = pd.read_csv(
+        trainer.reference(spec_of(modern_config(), "wsd", checkpoint_every=0)) / "steps.csv"
+    )
+    bf16 = pd.read_csv(
+        trainer.reference(spec_of(modern_config(), "wsd", checkpoint_every=0, precision="bf16"))
+        / "steps.csv"
+    )
     assert fp32["lr"].tolist() == bf16["lr"].tolist()
     assert (fp32["train_loss"] - bf16["train_loss"]).abs().max() > 1e-3
 
@@ -104,8 +147,11 @@ def test_colossalai_scheduler_is_colossalais_class(trainer):
 
     want = replay(lambda opt: CosineAnnealingWarmupLR(opt, total_steps=TOTAL, warmup_steps=20))
     assert lrs == pytest.approx(want, rel=1e-12, abs=0)
-    assert record["scheduler"] == {"class": "colossalai.CosineAnnealingWarmupLR", "kwargs": {"warmup_steps": 20, "total_steps": TOTAL},
-                                   "config_kwargs": {"warmup_steps": 20}}
+    assert record["scheduler"] == {
+        "class": "colossalai.CosineAnnealingWarmupLR",
+        "kwargs": {"warmup_steps": 20, "total_steps": TOTAL},
+        "config_kwargs": {"warmup_steps": 20},
+    }
 
 
 @pytest.mark.slow
@@ -119,8 +165,9 @@ def test_schedule_free_evaluates_its_averaged_weights(trainer, digits_data):
     assert record["optimizer"]["name"] == "SGDScheduleFree" and record["status"] == "completed"
     assert set(steps["lr"]) == {0.5}  # `none`: a constant LR
 
-    from lrstudy import data, models
     from schedulefree import SGDScheduleFree
+
+    from lrstudy import data, models
 
     folder = out / (out / "LATEST").read_text().strip()  # the checkpoint of epoch 2, step 80
     x, y = data.load_prepared(digits_data, "cpu")["valid"]
@@ -138,7 +185,10 @@ def test_schedule_free_evaluates_its_averaged_weights(trainer, digits_data):
     optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
     optimizer.train()
     assert abs(valid_loss() - recorded) > 1e-3
-    assert evals.query("split == 'valid'")["loss"].iloc[-1] < evals.query("split == 'valid'")["loss"].iloc[0] - 0.5
+    assert (
+        evals.query("split == 'valid'")["loss"].iloc[-1]
+        < evals.query("split == 'valid'")["loss"].iloc[0] - 0.5
+    )
 
 
 @pytest.mark.slow
@@ -157,35 +207,56 @@ def test_schedule_free_resumes_to_the_same_bytes(trainer, tmp_path):
 
 
 def test_composition_prints_as_a_person_writes_it():
-    filled = schedules.fill_kwargs("SequentialLR", study.scheduler_kwargs({**WARMUP_COSINE, "milestones": [20]}), 40, 15)
+    filled = schedules.fill_kwargs(
+        "SequentialLR", study.scheduler_kwargs({**WARMUP_COSINE, "milestones": [20]}), 40, 15
+    )
     assert schedules.format_scheduler("SequentialLR", filled) == (
         "torch.optim.lr_scheduler.SequentialLR(optimizer, schedulers=[LinearLR(optimizer, start_factor=0.01, total_iters=20), "
-        "CosineAnnealingLR(optimizer, T_max=580)], milestones=[20])")
-    assert schedules.format_scheduler("colossalai.LinearWarmupLR", {"warmup_steps": 20, "total_steps": 600}) == (
-        "colossalai.nn.lr_scheduler.LinearWarmupLR(optimizer, warmup_steps=20, total_steps=600)")
+        "CosineAnnealingLR(optimizer, T_max=580)], milestones=[20])"
+    )
+    assert schedules.format_scheduler(
+        "colossalai.LinearWarmupLR", {"warmup_steps": 20, "total_steps": 600}
+    ) == ("colossalai.nn.lr_scheduler.LinearWarmupLR(optimizer, warmup_steps=20, total_steps=600)")
 
 
 def test_colossalai_schedulers_are_offered():
-    named = {"CosineAnnealingWarmupLR", "FlatAnnealingWarmupLR", "LinearWarmupLR", "PolynomialWarmupLR", "MultiStepWarmupLR"}
+    named = {
+        "CosineAnnealingWarmupLR",
+        "FlatAnnealingWarmupLR",
+        "LinearWarmupLR",
+        "PolynomialWarmupLR",
+        "MultiStepWarmupLR",
+    }
     assert named <= set(schedules.colossal_schedulers())
-    assert not {"LambdaLR", "MultiplicativeLR"} & set(schedules.colossal_schedulers())  # they take a function
+    assert not {"LambdaLR", "MultiplicativeLR"} & set(
+        schedules.colossal_schedulers()
+    )  # they take a function
 
 
 def test_a_milestone_past_the_run_is_refused_when_the_length_is_known():
-    with pytest.raises(schedules.ScheduleError, match="milestone 20 is not inside the run's 10 steps"):
+    with pytest.raises(
+        schedules.ScheduleError, match="milestone 20 is not inside the run's 10 steps"
+    ):
         schedules.fill_kwargs("SequentialLR", study.scheduler_kwargs(WARMUP_COSINE), 5, 2)
 
 
 def test_modern_config_checks_without_importing_colossalai():
-    code = ("import sys, yaml; from lrstudy import config; "
-            "config.validate(yaml.safe_load(open('config/modern.yaml')), ['config/modern.yaml']); "
-            "assert 'colossalai' not in sys.modules, 'DAG build imported colossalai'")
+    code = (
+        "import sys, yaml; from lrstudy import config; "
+        "config.validate(yaml.safe_load(open('config/modern.yaml')), ['config/modern.yaml']); "
+        "assert 'colossalai' not in sys.modules, 'DAG build imported colossalai'"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=job_env(), check=True, timeout=120)
 
 
 @pytest.mark.slow
 def test_fp16_on_the_cpu_stops_the_dag_build(tmp_path):
     raw = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    proc = snakemake("-n", "--configfile", write_config(tmp_path / "fp16.yaml", {**raw, "precision": "fp16"}))
+    proc = snakemake(
+        "-n", "--configfile", write_config(tmp_path / "fp16.yaml", {**raw, "precision": "fp16"})
+    )
     assert proc.returncode != 0
-    assert "`precision`" in proc.stdout + proc.stderr and "fp16 needs CUDA" in proc.stdout + proc.stderr
+    assert (
+        "`precision`" in proc.stdout + proc.stderr
+        and "fp16 needs CUDA" in proc.stdout + proc.stderr
+    )

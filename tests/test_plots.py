@@ -2,6 +2,7 @@
 the planned size, and a diverged run and a 3-seed band draw without error.
 
 `synthetic_study` and `png_size` are also used by tests/test_report.py."""
+
 from __future__ import annotations
 
 import copy
@@ -56,8 +57,14 @@ def _lr(spec: dict, step: int, total: int) -> float:
     return 0.1
 
 
-def synthetic_study(folder: Path, config: dict | None = None, seeds=(0,), diverged: dict | None = None,
-                    total: int = 60, eval_every: int = 10) -> dict:
+def synthetic_study(
+    folder: Path,
+    config: dict | None = None,
+    seeds=(0,),
+    diverged: dict | None = None,
+    total: int = 60,
+    eval_every: int = 10,
+) -> dict:
     """Write results/tables/*.csv, results/runs/RUN/seedS/run.json and the range tests'
     suggestion.json under `folder` for `config` (default: config/config.yaml).
 
@@ -84,8 +91,17 @@ def synthetic_study(folder: Path, config: dict | None = None, seeds=(0,), diverg
                     loss = 10.0 ** (step - stop + 4) if step < stop else math.inf
                 avg = 0.9 * avg + 0.1 * loss
                 smoothed = avg / (1 - 0.9 ** (step + 1))
-                steps.append({"run": run, "seed": seed, "step": step, "epoch": step // 20, "lr": lr,
-                              "train_loss": loss, "smoothed_loss": smoothed})
+                steps.append(
+                    {
+                        "run": run,
+                        "seed": seed,
+                        "step": step,
+                        "epoch": step // 20,
+                        "lr": lr,
+                        "train_loss": loss,
+                        "smoothed_loss": smoothed,
+                    }
+                )
             done = n
             eval_steps = sorted({*range(0, done + 1, eval_every), done})
             for split, shift in (("valid", 0.05), ("test", 0.08)):
@@ -93,37 +109,79 @@ def synthetic_study(folder: Path, config: dict | None = None, seeds=(0,), diverg
                     loss = 2.3 * math.exp(-rate * step) + shift
                     if stop is not None and step >= stop:
                         loss = math.nan
-                    evals.append({"run": run, "seed": seed, "step": step, "epoch": step // 20, "split": split,
-                                  "loss": loss, "accuracy": 1 - loss / 2.4 if loss == loss else math.nan})
-            valid = [e for e in evals if e["run"] == run and e["seed"] == seed and e["split"] == "valid"]
-            test = [e for e in evals if e["run"] == run and e["seed"] == seed and e["split"] == "test"]
-            summary.append({
-                "run": run, "seed": seed, "kind": "range_test" if "range_test" in spec else "scheduled",
-                "scheduler": spec.get("scheduler", "range_test"), "optimizer": "SGD",
-                "status": "diverged" if stop is not None else "completed", "steps": n,
-                "final_train_loss": smoothed, "final_valid_loss": valid[-1]["loss"],
-                "best_valid_loss": np.nanmin([e["loss"] for e in valid]),
-                "final_valid_accuracy": valid[-1]["accuracy"], "best_valid_accuracy": 0.9,
-                "test_loss": test[-1]["loss"], "test_accuracy": test[-1]["accuracy"],
-                "steps_to_target": None, "wall_seconds": 1.0,
-            })
-            record = {"run": run, "seed": seed, "status": summary[-1]["status"], "steps": n, "bounds": None,
-                      "optimizer": {"name": "SGD", "kwargs": {"lr": 0.1}}}
+                    evals.append(
+                        {
+                            "run": run,
+                            "seed": seed,
+                            "step": step,
+                            "epoch": step // 20,
+                            "split": split,
+                            "loss": loss,
+                            "accuracy": 1 - loss / 2.4 if loss == loss else math.nan,
+                        }
+                    )
+            valid = [
+                e for e in evals if e["run"] == run and e["seed"] == seed and e["split"] == "valid"
+            ]
+            test = [
+                e for e in evals if e["run"] == run and e["seed"] == seed and e["split"] == "test"
+            ]
+            summary.append(
+                {
+                    "run": run,
+                    "seed": seed,
+                    "kind": "range_test" if "range_test" in spec else "scheduled",
+                    "scheduler": spec.get("scheduler", "range_test"),
+                    "optimizer": "SGD",
+                    "status": "diverged" if stop is not None else "completed",
+                    "steps": n,
+                    "final_train_loss": smoothed,
+                    "final_valid_loss": valid[-1]["loss"],
+                    "best_valid_loss": np.nanmin([e["loss"] for e in valid]),
+                    "final_valid_accuracy": valid[-1]["accuracy"],
+                    "best_valid_accuracy": 0.9,
+                    "test_loss": test[-1]["loss"],
+                    "test_accuracy": test[-1]["accuracy"],
+                    "steps_to_target": None,
+                    "wall_seconds": 1.0,
+                }
+            )
+            record = {
+                "run": run,
+                "seed": seed,
+                "status": summary[-1]["status"],
+                "steps": n,
+                "bounds": None,
+                "optimizer": {"name": "SGD", "kwargs": {"lr": 0.1}},
+            }
             if "range_test" in spec:
                 record["scheduler"] = {"class": "LambdaLR", "range_test": spec["range_test"]}
             else:
-                kwargs = {k: (0.5 if v == "auto" else v) for k, v in (spec.get("kwargs") or {}).items()}
+                kwargs = {
+                    k: (0.5 if v == "auto" else v) for k, v in (spec.get("kwargs") or {}).items()
+                }
                 if "auto" in (spec.get("kwargs") or {}).values():
                     record["bounds"] = {"base_lr": 0.125, "max_lr": 0.5, "lr": 0.5}
                 if spec["scheduler"] == "OneCycleLR":
                     kwargs.update(steps_per_epoch=20, epochs=total // 20)
-                record["scheduler"] = {"class": spec["scheduler"], "kwargs": kwargs, "config_kwargs": spec.get("kwargs") or {}}
+                record["scheduler"] = {
+                    "class": spec["scheduler"],
+                    "kwargs": kwargs,
+                    "config_kwargs": spec.get("kwargs") or {},
+                }
             (runs_dir / run / f"seed{seed}").mkdir(parents=True, exist_ok=True)
             (runs_dir / run / f"seed{seed}" / "run.json").write_text(json.dumps(record))
         if "range_test" in spec:
             sugg = {"minimum": 1e-3, "steep": 4e-3, "valley": 5e-3, "slide": None}
-            (runs_dir / run / "suggestion.json").write_text(json.dumps(
-                {"run": run, "suggestions": sugg, "bounds": {"base_lr": 1.25e-3, "max_lr": 5e-3, "lr": 5e-3}}))
+            (runs_dir / run / "suggestion.json").write_text(
+                json.dumps(
+                    {
+                        "run": run,
+                        "suggestions": sugg,
+                        "bounds": {"base_lr": 1.25e-3, "max_lr": 5e-3, "lr": 5e-3},
+                    }
+                )
+            )
     summary = pd.DataFrame(summary)
     pd.DataFrame(steps).to_csv(tables / "steps.csv", index=False)
     pd.DataFrame(evals).to_csv(tables / "evals.csv", index=False)
@@ -132,15 +190,21 @@ def synthetic_study(folder: Path, config: dict | None = None, seeds=(0,), diverg
 
     comparison = aggregate.compare(summary, "final_valid_loss")
     comparison.to_csv(tables / "comparison.csv", index=False)
-    best = aggregate.mark_ties(aggregate.choose_best(summary, "final_valid_loss", config["report"]["best_count"]), comparison)
+    best = aggregate.mark_ties(
+        aggregate.choose_best(summary, "final_valid_loss", config["report"]["best_count"]),
+        comparison,
+    )
     best.to_csv(tables / "best.csv", index=False)
     return config
 
 
 def draw(tmp_path: Path, **kwargs) -> tuple[dict, Path]:
     config = synthetic_study(tmp_path / "results", **kwargs)
-    tables = plots.Tables.read(tmp_path / "results" / "tables", tmp_path / "results" / "runs",
-                               config["report"]["sections"]["range_test"])
+    tables = plots.Tables.read(
+        tmp_path / "results" / "tables",
+        tmp_path / "results" / "runs",
+        config["report"]["sections"]["range_test"],
+    )
     out = tmp_path / "figures"
     plots.draw_all(config, tables, out)
     return config, out
@@ -182,8 +246,17 @@ def capture(monkeypatch) -> dict:
             if legend is not None:
                 for text, handle in zip(legend.get_texts(), legend.legend_handles):
                     color = handle.get_color() if hasattr(handle, "get_color") else None
-                    entries.append((text.get_text(), to_hex(color) if isinstance(color, (str, tuple)) else None))
-            lines = [(to_hex(line.get_color()), len(line.get_xdata())) for line in ax.get_lines() if len(line.get_xdata()) > 1]
+                    entries.append(
+                        (
+                            text.get_text(),
+                            to_hex(color) if isinstance(color, (str, tuple)) else None,
+                        )
+                    )
+            lines = [
+                (to_hex(line.get_color()), len(line.get_xdata()))
+                for line in ax.get_lines()
+                if len(line.get_xdata()) > 1
+            ]
             axes.append({"legend": entries, "lines": lines})
         figures[Path(path).stem] = axes
         return original(fig, path)
@@ -195,7 +268,10 @@ def capture(monkeypatch) -> dict:
 def check_drawn(figures: dict, config: dict, folder: Path) -> None:
     """Each section's LR, loss (and test loss) figure names exactly the section's runs, in order (the
     best three: best.csv's), each with a line of its legend colour as long as that run's data."""
-    tables = {name: pd.read_csv(folder / "tables" / f"{name}.csv") for name in ("steps", "evals", "summary", "best")}
+    tables = {
+        name: pd.read_csv(folder / "tables" / f"{name}.csv")
+        for name in ("steps", "evals", "summary", "best")
+    }
     diverged = set(tables["summary"].loc[tables["summary"]["status"] == "diverged", "run"])
     for section, (lr_name, loss_name, _) in SECTION_FIGURES.items():
         if section == "best":
@@ -206,25 +282,49 @@ def check_drawn(figures: dict, config: dict, folder: Path) -> None:
             runs = names = list(config["report"]["sections"][section])
             kinds = [(lr_name, "lr"), (loss_name, "loss")]
         for figure, kind in kinds:
-            axes = figures[figure][0]  # the range test's loss figure: its top axes is the loss against the step
-            legend = [(text, color) for text, color in axes["legend"] if any(text.startswith(n) for n in names)]
+            axes = figures[figure][
+                0
+            ]  # the range test's loss figure: its top axes is the loss against the step
+            legend = [
+                (text, color)
+                for text, color in axes["legend"]
+                if any(text.startswith(n) for n in names)
+            ]
             assert [text.split(",")[0] for text, _ in legend] == [
-                f"{n} (diverged)" if run in diverged else n for n, run in zip(names, runs)], (figure, legend)
+                f"{n} (diverged)" if run in diverged else n for n, run in zip(names, runs)
+            ], (figure, legend)
             for run, (_, color) in zip(runs, legend):
                 steps = tables["steps"].loc[tables["steps"]["run"] == run, "step"].nunique()
-                evals = {split: tables["evals"][(tables["evals"]["run"] == run) & (tables["evals"]["split"] == split)]["step"].nunique()
-                         for split in ("valid", "test")}
+                evals = {
+                    split: tables["evals"][
+                        (tables["evals"]["run"] == run) & (tables["evals"]["split"] == split)
+                    ]["step"].nunique()
+                    for split in ("valid", "test")
+                }
                 # lr: the LR per step; loss: the train loss per step, smoothed and raw, and the valid
                 # loss per evaluation; test: the test loss per evaluation
-                want = {"lr": [steps], "loss": [steps, steps, evals["valid"]], "test": [evals["test"]]}[kind]
+                want = {
+                    "lr": [steps],
+                    "loss": [steps, steps, evals["valid"]],
+                    "test": [evals["test"]],
+                }[kind]
                 drawn = sorted(n for c, n in axes["lines"] if c == color)
                 for n in set(want):
-                    assert drawn.count(n) >= want.count(n), f"{figure}: {run} (colour {color}) drew lines of {drawn} points, not {want}"
+                    assert drawn.count(n) >= want.count(n), (
+                        f"{figure}: {run} (colour {color}) drew lines of {drawn} points, not {want}"
+                    )
 
 
 def test_figure_names_are_the_source_images():
     assert len(FIGURES) == 21 and len(set(FIGURES)) == 21
-    assert {"ExponentiallyIncLR", "StepDecLoss", "OneCycleLR_DiffMax", "compare3bestTestLoss", "2_legend", "7_legend"} <= set(FIGURES)
+    assert {
+        "ExponentiallyIncLR",
+        "StepDecLoss",
+        "OneCycleLR_DiffMax",
+        "compare3bestTestLoss",
+        "2_legend",
+        "7_legend",
+    } <= set(FIGURES)
 
 
 def test_three_seed_band_and_diverged_run(tmp_path, monkeypatch):
@@ -237,13 +337,19 @@ def test_three_seed_band_and_diverged_run(tmp_path, monkeypatch):
     assert plots.label("step", tables) == "step"
     frame = tables.run_steps("step")
     stats = plots.band(frame, "step", "train_loss").set_index("step")
-    assert (stats["n"] == 3).all() and (stats["low"] <= stats["mean"]).all() and (stats["mean"] <= stats["high"]).all()
+    assert (
+        (stats["n"] == 3).all()
+        and (stats["low"] <= stats["mean"]).all()
+        and (stats["mean"] <= stats["high"]).all()
+    )
     # the 95 % t-interval, by scipy's own t.interval over the three seeds at each step
     from scipy import stats as st
 
     for step, values in frame.groupby("step")["train_loss"]:
         low, high = st.t.interval(0.95, 2, loc=values.mean(), scale=st.sem(values))
-        assert stats.loc[step, ["low", "high"]].tolist() == pytest.approx([low, high], rel=1e-9, abs=1e-12)
+        assert stats.loc[step, ["low", "high"]].tolist() == pytest.approx(
+            [low, high], rel=1e-9, abs=1e-12
+        )
 
 
 def test_diverged_run_curve_stops_with_a_mark(tmp_path):
@@ -252,10 +358,16 @@ def test_diverged_run_curve_stops_with_a_mark(tmp_path):
     synthetic_study(tmp_path, diverged={"cyclic": 30})
     tables = plots.Tables.read(tmp_path / "tables", None, [])
     fig, ax = plt.subplots()
-    plots.draw_train_valid(ax, ["cyclic"], tables, {"cyclic": "C0"}, {"cyclic": "cyclic (diverged)"})
+    plots.draw_train_valid(
+        ax, ["cyclic"], tables, {"cyclic": "C0"}, {"cyclic": "cyclic (diverged)"}
+    )
     marks = [line for line in ax.get_lines() if line.get_marker() == "x"]
     assert marks, "no x where the diverged run stopped"
-    smoothed = [line for line in ax.get_lines() if line.get_marker() in ("None", None, "") and line.get_alpha() is None]
+    smoothed = [
+        line
+        for line in ax.get_lines()
+        if line.get_marker() in ("None", None, "") and line.get_alpha() is None
+    ]
     assert max(max(line.get_xdata()) for line in smoothed) <= 30
     plt.close(fig)
 
@@ -264,8 +376,12 @@ def test_partly_diverged_label(tmp_path):
     synthetic_study(tmp_path, seeds=(0, 1))
     summary = pd.read_csv(tmp_path / "tables" / "summary.csv")
     summary.loc[(summary["run"] == "step") & (summary["seed"] == 1), "status"] = "diverged"
-    tables = plots.Tables(pd.read_csv(tmp_path / "tables" / "steps.csv"), pd.read_csv(tmp_path / "tables" / "evals.csv"),
-                          summary, pd.read_csv(tmp_path / "tables" / "best.csv"))
+    tables = plots.Tables(
+        pd.read_csv(tmp_path / "tables" / "steps.csv"),
+        pd.read_csv(tmp_path / "tables" / "evals.csv"),
+        summary,
+        pd.read_csv(tmp_path / "tables" / "best.csv"),
+    )
     assert plots.label("step", tables) == "step (diverged 1/2)"
 
 
@@ -285,21 +401,38 @@ def test_runs_come_from_the_config_sections(tmp_path, monkeypatch):
     check_drawn(figures, config, tmp_path / "results")
     assert [text for text, _ in figures["StepDecLR"][0]["legend"]] == ["exp_0.99"]
     assert plots.section_title("step", ["exp_0.99"], config) == "ExponentialLR"
-    assert plots.section_title("exponential", ["exp_0.999", "exp_0.995"], config) == "ExponentialLR: different gamma"
+    assert (
+        plots.section_title("exponential", ["exp_0.999", "exp_0.995"], config)
+        == "ExponentialLR: different gamma"
+    )
 
 
 def test_no_best_runs_still_draws(tmp_path):
     config = synthetic_study(tmp_path / "results")
-    (tmp_path / "results" / "tables" / "best.csv").write_text("rank,run,metric,mean,std,min,max,seeds\n")
-    tables = plots.Tables.read(tmp_path / "results" / "tables", tmp_path / "results" / "runs", ["range_test"])
+    (tmp_path / "results" / "tables" / "best.csv").write_text(
+        "rank,run,metric,mean,std,min,max,seeds\n"
+    )
+    tables = plots.Tables.read(
+        tmp_path / "results" / "tables", tmp_path / "results" / "runs", ["range_test"]
+    )
     plots.draw_all(config, tables, tmp_path / "figures")
     check_figures(tmp_path / "figures")
 
 
 def test_cli_draws_every_figure(tmp_path):
     config = synthetic_study(tmp_path / "results")
-    plots.main(["--tables", str(tmp_path / "results" / "tables"), "--runs", str(tmp_path / "results" / "runs"),
-                "--config-json", json.dumps(config), "--out", str(tmp_path / "figures")])
+    plots.main(
+        [
+            "--tables",
+            str(tmp_path / "results" / "tables"),
+            "--runs",
+            str(tmp_path / "results" / "runs"),
+            "--config-json",
+            json.dumps(config),
+            "--out",
+            str(tmp_path / "figures"),
+        ]
+    )
     check_figures(tmp_path / "figures")
 
 
@@ -307,14 +440,33 @@ def test_range_test_figure_has_loss_against_lr(tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
 
     config = synthetic_study(tmp_path / "results")
-    tables = plots.Tables.read(tmp_path / "results" / "tables", tmp_path / "results" / "runs", ["range_test"])
+    tables = plots.Tables.read(
+        tmp_path / "results" / "tables", tmp_path / "results" / "runs", ["range_test"]
+    )
     captured = []
     original = plots.save
-    monkeypatch.setattr(plots, "save", lambda fig, path: (captured.append(fig), original(fig, path)))
-    plots.draw_range_loss(["range_test"], tables, plots.run_colors(config), "t", tmp_path / "x.png", {"range_test": "range_test"})
+    monkeypatch.setattr(
+        plots, "save", lambda fig, path: (captured.append(fig), original(fig, path))
+    )
+    plots.draw_range_loss(
+        ["range_test"],
+        tables,
+        plots.run_colors(config),
+        "t",
+        tmp_path / "x.png",
+        {"range_test": "range_test"},
+    )
     bottom = captured[0].axes[1]
     assert bottom.get_xscale() == "log"
-    vertical = [line for line in bottom.get_lines() if len(line.get_xdata()) == 2 and len(set(line.get_xdata())) == 1]
-    assert sorted(float(line.get_xdata()[0]) for line in vertical) == [1e-3, 4e-3, 5e-3]  # slide is None
+    vertical = [
+        line
+        for line in bottom.get_lines()
+        if len(line.get_xdata()) == 2 and len(set(line.get_xdata())) == 1
+    ]
+    assert sorted(float(line.get_xdata()[0]) for line in vertical) == [
+        1e-3,
+        4e-3,
+        5e-3,
+    ]  # slide is None
     assert any("valley" in text.get_text() for text in bottom.get_legend().get_texts())
     plt.close("all")

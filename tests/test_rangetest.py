@@ -2,6 +2,7 @@
 
 Expected values come from the curves' definitions (closed forms or a dense-grid evaluation of the
 analytic function and its hand-written derivative), never from the code under test."""
+
 import json
 import math
 import os
@@ -46,7 +47,9 @@ def test_range_lr_exponential_endpoints_and_constant_ratio():
     assert lrs[0] == 1e-5 and lrs[-1] == 10.0
     ratios = lrs[1:] / lrs[:-1]
     assert np.allclose(ratios, (10 / 1e-5) ** (1 / (n - 1)), rtol=1e-9)
-    assert math.isclose(rt.range_lr(100, 201, 1e-5, 10), 10 ** -2, rel_tol=1e-9)  # half way: geometric mean
+    assert math.isclose(
+        rt.range_lr(100, 201, 1e-5, 10), 10**-2, rel_tol=1e-9
+    )  # half way: geometric mean
 
 
 def test_range_lr_linear_and_edge_cases():
@@ -78,39 +81,41 @@ def test_smooth_nan_poisons_rest():
 
 # ---------------------------------------------------------------------------------------- rules
 def test_piecewise_curve_known_answers():
-    lr, loss = 10 ** X, piecewise(X)
+    lr, loss = 10**X, piecewise(X)
     res = rt.suggest(lr, loss, smoothed=loss, skip_start=0, skip_end=0)
     assert res["status"]["reason"] is None and res["status"]["cut"] == "diverged"
-    assert close(res["minimum"], 1e-2, 10 ** 0.021)          # min at 1e-1, divided by 10
-    assert close(res["valley"], 10 ** -2.5, 10 ** 0.041)     # middle of the descent 1e-4..1e-1
+    assert close(res["minimum"], 1e-2, 10**0.021)  # min at 1e-1, divided by 10
+    assert close(res["valley"], 10**-2.5, 10**0.041)  # middle of the descent 1e-4..1e-1
     # slide: right point walks back to the kink at 1e-1, left point 1.2 decades before it
     assert -2.4 <= math.log10(res["slide"]) <= -2.15
-    assert 10 ** -4 <= res["steep"] <= 10 ** -1              # constant slope: anywhere in the descent
+    assert 10**-4 <= res["steep"] <= 10**-1  # constant slope: anywhere in the descent
 
 
 def test_smooth_curve_known_minimum_and_steepest_point():
-    lr, loss = 10 ** X, tanh_curve(X)
+    lr, loss = 10**X, tanh_curve(X)
     res = rt.suggest(lr, loss, smoothed=loss, skip_start=0, skip_end=0)
     fine = np.linspace(-5, 1, 600001)
     x_min = fine[np.argmin(tanh_curve(fine))]
     d = tanh_slope(fine)
     x_steep = fine[np.argmin(np.where(fine < x_min, d, np.inf))]
-    assert close(res["minimum"], 10 ** x_min / 10, 10 ** 0.021)
-    assert close(res["steep"], 10 ** x_steep, 10 ** 0.05)
+    assert close(res["minimum"], 10**x_min / 10, 10**0.021)
+    assert close(res["steep"], 10**x_steep, 10**0.05)
     assert abs(x_steep - (-3)) < 0.05  # sanity of the expectation itself: the tanh centre
     # valley: the descent between 5 % and 95 % of the drop, from the curve itself
     y = tanh_curve(fine)
     top, bottom = y[0], y.min()
     lo = fine[np.argmax(y <= bottom + 0.05 * (top - bottom))]
     hi = fine[np.nonzero((y >= top - 0.05 * (top - bottom)) & (fine < lo))[0][-1]]
-    assert close(res["valley"], 10 ** ((lo + hi) / 2), 10 ** 0.04)
-    assert res["valley"] < res["minimum"] * 10  # before the minimum (symmetric tanh: valley = steep)
+    assert close(res["valley"], 10 ** ((lo + hi) / 2), 10**0.04)
+    assert (
+        res["valley"] < res["minimum"] * 10
+    )  # before the minimum (symmetric tanh: valley = steep)
 
 
 def test_flat_curve_gives_no_suggestion():
     rng = np.random.default_rng(0)
     for loss in (np.full(301, 2.3), 2.3 + rng.normal(0, 0.005, 301), 2.3 + 0.1 * (X + 5)):
-        res = rt.suggest(10 ** X, loss)
+        res = rt.suggest(10**X, loss)
         assert all(res[r] is None for r in rt.RULES)
         assert "no descent" in res["status"]["reason"]
         assert rt.bounds(res)["max_lr"] is None and rt.bounds(res)["reason"]
@@ -126,16 +131,16 @@ def test_too_few_points():
 def test_never_diverging_curve():
     x = np.linspace(-5, -1, 201)
     loss = 2.3 - (1 + np.tanh((x + 3) / 0.5))  # keeps falling to the end of the sweep
-    res = rt.suggest(10 ** x, loss, smoothed=loss, skip_start=0, skip_end=5)
+    res = rt.suggest(10**x, loss, smoothed=loss, skip_start=0, skip_end=5)
     assert res["status"]["cut"] is None and res["status"]["min_at_end"] is True
     assert res["status"]["points_kept"] == 201 and res["status"]["points_used"] == 196
     assert res["minimum"] == pytest.approx(10 ** x[195] / 10)  # last analysed LR / 10
-    assert close(res["steep"], 1e-3, 10 ** 0.03)
+    assert close(res["steep"], 1e-3, 10**0.03)
 
 
 @pytest.mark.parametrize("tail", [np.nan, np.inf, 1e4])
 def test_curve_ending_in_nan_inf_or_blowup_is_trimmed(tail):
-    lr, loss = 10 ** X, piecewise(X)
+    lr, loss = 10**X, piecewise(X)
     keep = X < -0.7
     broken = np.where(keep, loss, tail)
     ref = rt.suggest(lr[keep], loss[keep], beta=0.0, skip_start=0, skip_end=0)
@@ -143,7 +148,7 @@ def test_curve_ending_in_nan_inf_or_blowup_is_trimmed(tail):
     assert res["status"]["cut"] == ("diverged" if tail == 1e4 else "non-finite")
     assert res["status"]["points_kept"] == keep.sum()
     assert clean(res) == clean(ref)
-    assert close(res["valley"], 10 ** -2.5, 10 ** 0.041) and close(res["minimum"], 1e-2, 10 ** 0.021)
+    assert close(res["valley"], 10**-2.5, 10**0.041) and close(res["minimum"], 1e-2, 10**0.021)
 
 
 def test_noisy_curve_is_stable():
@@ -161,28 +166,44 @@ def test_slope_is_taken_against_log_lr():
     # a curve linear in log LR has one slope per decade everywhere; against raw LR the steepest
     # point would be the lowest LR. Here the descent is steepest (2/decade) in 1e-3..1e-2 only.
     x = X
-    loss = np.where(x < -3, 2.3 - 0.2 * (x + 5), np.where(x < -2, 1.9 - 2.0 * (x + 3), -0.1 + 3 * (x + 2)))
-    res = rt.suggest(10 ** x, loss, smoothed=loss, skip_start=0, skip_end=0)
-    assert 10 ** -3 <= res["steep"] <= 10 ** -2
+    loss = np.where(
+        x < -3, 2.3 - 0.2 * (x + 5), np.where(x < -2, 1.9 - 2.0 * (x + 3), -0.1 + 3 * (x + 2))
+    )
+    res = rt.suggest(10**x, loss, smoothed=loss, skip_start=0, skip_end=0)
+    assert 10**-3 <= res["steep"] <= 10**-2
 
 
 # ---------------------------------------------------------------------------------------- bounds, combine
 def test_bounds_relations():
     b = rt.bounds({"minimum": 0.05, "steep": 0.002, "valley": 0.01, "slide": 0.001})
     assert b["max_lr"] == 0.01 and b["lr"] == 0.01 and b["from"] == "valley"
-    assert b["base_lr"] == pytest.approx(0.01 / 4) and b["onecycle_initial_lr"] == pytest.approx(0.01 / 25)
+    assert b["base_lr"] == pytest.approx(0.01 / 4) and b["onecycle_initial_lr"] == pytest.approx(
+        0.01 / 25
+    )
     assert b["base_lr"] < b["max_lr"] and "Smith 2017" in b["rule"]
-    fb = rt.bounds({"suggestions": {"minimum": 0.05, "steep": 0.002, "valley": None, "slide": None}})
+    fb = rt.bounds(
+        {"suggestions": {"minimum": 0.05, "steep": 0.002, "valley": None, "slide": None}}
+    )
     assert fb["max_lr"] == 0.002 and fb["from"] == "steep"
 
 
 def test_combine_geometric_mean():
-    a = {"run": "rt", "seed": 0, "source": "train_loss",
-         "suggestions": {"minimum": 1e-1, "steep": 1e-3, "valley": 1e-3, "slide": None}}
-    b = {"run": "rt", "seed": 1, "source": "train_loss",
-         "suggestions": {"minimum": 1e-3, "steep": 1e-3, "valley": 1e-1, "slide": 4e-4}}
+    a = {
+        "run": "rt",
+        "seed": 0,
+        "source": "train_loss",
+        "suggestions": {"minimum": 1e-1, "steep": 1e-3, "valley": 1e-3, "slide": None},
+    }
+    b = {
+        "run": "rt",
+        "seed": 1,
+        "source": "train_loss",
+        "suggestions": {"minimum": 1e-3, "steep": 1e-3, "valley": 1e-1, "slide": 4e-4},
+    }
     c = rt.combine([a, b])
-    assert c["suggestions"]["valley"] == pytest.approx(1e-2) and c["suggestions"]["minimum"] == pytest.approx(1e-2)
+    assert c["suggestions"]["valley"] == pytest.approx(1e-2) and c["suggestions"][
+        "minimum"
+    ] == pytest.approx(1e-2)
     assert c["suggestions"]["slide"] == pytest.approx(4e-4) and c["status"]["n_used"]["slide"] == 1
     assert c["spread"]["valley"] == [1e-3, 1e-1] and c["seeds"] == [0, 1] and c["run"] == "rt"
     assert c["bounds"]["max_lr"] == pytest.approx(1e-2)
@@ -196,23 +217,48 @@ def _write_run(folder, valid_every=None, seed=0):
 
     folder.mkdir(parents=True)
     n = len(X)
-    train = piecewise(X) if valid_every is None else np.full(n, 2.3)  # valid mode: train loss is useless
-    pd.DataFrame({"step": range(n), "epoch": 0, "lr": 10 ** X, "train_loss": train,
-                  "smoothed_loss": train}).to_csv(folder / "steps.csv", index=False)
-    rows = [{"step": n - 1, "epoch": 0, "split": s, "loss": 0.5, "accuracy": 0.9} for s in ("valid", "test")]
+    train = (
+        piecewise(X) if valid_every is None else np.full(n, 2.3)
+    )  # valid mode: train loss is useless
+    pd.DataFrame(
+        {"step": range(n), "epoch": 0, "lr": 10**X, "train_loss": train, "smoothed_loss": train}
+    ).to_csv(folder / "steps.csv", index=False)
+    rows = [
+        {"step": n - 1, "epoch": 0, "split": s, "loss": 0.5, "accuracy": 0.9}
+        for s in ("valid", "test")
+    ]
     if valid_every:
-        rows += [{"step": i, "epoch": 0, "split": "range_valid", "loss": float(piecewise(X[i])), "accuracy": 0.5}
-                 for i in range(0, n, valid_every)]
+        rows += [
+            {
+                "step": i,
+                "epoch": 0,
+                "split": "range_valid",
+                "loss": float(piecewise(X[i])),
+                "accuracy": 0.5,
+            }
+            for i in range(0, n, valid_every)
+        ]
     pd.DataFrame(rows).to_csv(folder / "evals.csv", index=False)
-    rt_cfg = {"start_lr": 1e-5, "end_lr": 10, "mode": "exponential", "smooth_beta": 0.0,
-              "stop_factor": 4, "valid_every": valid_every}
-    (folder / "run.json").write_text(json.dumps({"run": "range_test", "seed": seed, "status": "diverged",
-                                                 "range_test": rt_cfg}))
+    rt_cfg = {
+        "start_lr": 1e-5,
+        "end_lr": 10,
+        "mode": "exponential",
+        "smooth_beta": 0.0,
+        "stop_factor": 4,
+        "valid_every": valid_every,
+    }
+    (folder / "run.json").write_text(
+        json.dumps({"run": "range_test", "seed": seed, "status": "diverged", "range_test": rt_cfg})
+    )
 
 
 def _cli(*args, cwd):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(rt.__file__).parents[1]),
-                                                       os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(
+            [str(Path(rt.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]
+        ),
+    )
     subprocess.run([sys.executable, "-m", "lrstudy.rangetest", *args], cwd=cwd, env=env, check=True)
 
 
@@ -225,15 +271,23 @@ def test_cli_suggest_and_combine(tmp_path, valid_every):
         out = tmp_path / "out" / f"seed{seed}.json"
         _cli("suggest", str(run), "--out", str(out), cwd=tmp_path)
         res = json.loads(out.read_text())
-        assert res["source"] == ("valid_loss" if valid_every else "train_loss") and res["seed"] == seed
-        assert close(res["suggestions"]["valley"], 10 ** -2.5, 10 ** 0.11)
-        assert close(res["suggestions"]["minimum"], 1e-2, 10 ** 0.11)
+        assert (
+            res["source"] == ("valid_loss" if valid_every else "train_loss") and res["seed"] == seed
+        )
+        assert close(res["suggestions"]["valley"], 10**-2.5, 10**0.11)
+        assert close(res["suggestions"]["minimum"], 1e-2, 10**0.11)
         assert res["bounds"]["max_lr"] == res["suggestions"]["valley"]
         outs.append(str(out))
     _cli("combine", *outs, "--out", str(tmp_path / "out" / "combined.json"), cwd=tmp_path)
     comb = json.loads((tmp_path / "out" / "combined.json").read_text())
-    assert close(comb["suggestions"]["valley"], 10 ** -2.5, 10 ** 0.11) and comb["status"]["n_inputs"] == 2
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["combined.json", "seed0.json", "seed1.json"]
+    assert (
+        close(comb["suggestions"]["valley"], 10**-2.5, 10**0.11) and comb["status"]["n_inputs"] == 2
+    )
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "combined.json",
+        "seed0.json",
+        "seed1.json",
+    ]
 
 
 def test_analyse_use_valid_override(tmp_path):

@@ -4,6 +4,7 @@ report's layout, on synthetic tables (tests/test_plots.synthetic_study; seconds,
 
 The source report is ../shared/reference/source-report.md beside the repository root (CI has it
 there); tests that compare with it skip, saying so, when it is absent."""
+
 from __future__ import annotations
 
 import base64
@@ -27,7 +28,8 @@ from .util import ROOT, SHARED, default_config
 SOURCE = SHARED / "reference" / "source-report.md"
 TEMPLATE = ROOT / "report_template" / "report.md.j2"
 needs_source = pytest.mark.skipif(
-    not SOURCE.is_file(), reason=f"source report not found at {SOURCE} (../shared/reference/source-report.md beside the repo root)"
+    not SOURCE.is_file(),
+    reason=f"source report not found at {SOURCE} (../shared/reference/source-report.md beside the repo root)",
 )
 # The source leaves these empty; the workflow fills them with the repository URL and commit.
 FILLED = ("## source code:", "# github link:")
@@ -57,7 +59,15 @@ def skeleton(text: str) -> list[tuple]:
             items.append(("bullet", line.rstrip()))
         for tag in IMG.finditer(line):
             attrs = {k.lower(): v for k, v in ATTR.findall(tag.group(1))}
-            items.append(("img", image_stem(attrs.get("src", "")), attrs.get("alt"), attrs.get("width"), attrs.get("align")))
+            items.append(
+                (
+                    "img",
+                    image_stem(attrs.get("src", "")),
+                    attrs.get("alt"),
+                    attrs.get("width"),
+                    attrs.get("align"),
+                )
+            )
     return items
 
 
@@ -67,16 +77,30 @@ def image_sources(text: str) -> list[str]:
 
 def as_source_style(text: str) -> str:
     """Our report with the source's Windows-style image paths and empty link lines."""
-    text = re.sub(r'src="images/([^"]+)\.png"', lambda m: f'src=".\\images\\{m.group(1)}.PNG"', text)
-    lines = [next((p + " " for p in FILLED if line.startswith(p)), line) for line in text.split("\n")]
+    text = re.sub(
+        r'src="images/([^"]+)\.png"', lambda m: f'src=".\\images\\{m.group(1)}.PNG"', text
+    )
+    lines = [
+        next((p + " " for p in FILLED if line.startswith(p)), line) for line in text.split("\n")
+    ]
     return "\n".join(lines)
 
 
-def render(tmp_path: Path, config: dict | None = None, figures: Path | None = None, **study) -> tuple[str, dict, Path]:
+def render(
+    tmp_path: Path, config: dict | None = None, figures: Path | None = None, **study
+) -> tuple[str, dict, Path]:
     results = tmp_path / "results"
     config = synthetic_study(results, config=config, **study)
     out = results / "report" / "report.md"
-    text = report.render(config, TEMPLATE, out, figures=figures, tables=results / "tables", runs_dir=results / "runs", repo_dir=tmp_path)
+    text = report.render(
+        config,
+        TEMPLATE,
+        out,
+        figures=figures,
+        tables=results / "tables",
+        runs_dir=results / "runs",
+        repo_dir=tmp_path,
+    )
     return text, config, out
 
 
@@ -85,26 +109,50 @@ def drawn(tmp_path_factory):
     """The default study on synthetic tables: every figure drawn and the report rendered with its images."""
     tmp = tmp_path_factory.mktemp("drawn")
     config = synthetic_study(tmp / "results")
-    tables = plots.Tables.read(tmp / "results" / "tables", tmp / "results" / "runs", config["report"]["sections"]["range_test"])
+    tables = plots.Tables.read(
+        tmp / "results" / "tables",
+        tmp / "results" / "runs",
+        config["report"]["sections"]["range_test"],
+    )
     plots.draw_all(config, tables, tmp / "results" / "figures")
     (tmp / "results" / "config.json").write_text(json.dumps(config))
     out = tmp / "results" / "report" / "report.md"
-    text = report.render(config, TEMPLATE, out, tmp / "results" / "figures", tmp / "results" / "tables", tmp / "results" / "runs", tmp)
+    text = report.render(
+        config,
+        TEMPLATE,
+        out,
+        tmp / "results" / "figures",
+        tmp / "results" / "tables",
+        tmp / "results" / "runs",
+        tmp,
+    )
     return text, out
 
 
 # ------------------------------------------------------------------------------------ tests
 def test_skeleton_helper():
-    ours = ('# T\n## source code: https://x (commit 1)\n    code(a=1)\n* Compare to  X\n'
-            '<img src="images/StepDecLR.png" alt="ExponentiallyDecLR" width="400"/>  \n')
-    theirs = ('# T\n## source code: \n    code(a=1)\n* Compare to  X\n'
-              '<img src=".\\images\\StepDecLR.PNG" alt="ExponentiallyDecLR" width="400"/>\n')
-    assert skeleton(ours) == skeleton(theirs) == [
-        ("heading", "# T"), ("heading", "## source code:"), ("code", "code(a=1)"), ("bullet", "* Compare to  X"),
-        ("img", "stepdeclr", "ExponentiallyDecLR", "400", None),
-    ]
-    assert skeleton('<img src="a/b.png" alt="b" width="150" align="left"/><img src="c.PNG" alt="c" width="9"/>') == [
-        ("img", "b", "b", "150", "left"), ("img", "c", "c", "9", None)]
+    ours = (
+        "# T\n## source code: https://x (commit 1)\n    code(a=1)\n* Compare to  X\n"
+        '<img src="images/StepDecLR.png" alt="ExponentiallyDecLR" width="400"/>  \n'
+    )
+    theirs = (
+        "# T\n## source code: \n    code(a=1)\n* Compare to  X\n"
+        '<img src=".\\images\\StepDecLR.PNG" alt="ExponentiallyDecLR" width="400"/>\n'
+    )
+    assert (
+        skeleton(ours)
+        == skeleton(theirs)
+        == [
+            ("heading", "# T"),
+            ("heading", "## source code:"),
+            ("code", "code(a=1)"),
+            ("bullet", "* Compare to  X"),
+            ("img", "stepdeclr", "ExponentiallyDecLR", "400", None),
+        ]
+    )
+    assert skeleton(
+        '<img src="a/b.png" alt="b" width="150" align="left"/><img src="c.PNG" alt="c" width="9"/>'
+    ) == [("img", "b", "b", "150", "left"), ("img", "c", "c", "9", None)]
     assert skeleton("    x")[0] != skeleton("    y")[0]
 
 
@@ -154,7 +202,9 @@ def test_every_image_exists_and_is_a_plausible_png(drawn):
         assert path.is_file(), f"{attrs['src']} is missing beside the report"
         assert path.stat().st_size > 1000
         width, height = png_size(path)
-        assert width == 2 * int(attrs["width"]), f"{attrs['src']} is {width} px wide, shown at {attrs['width']}"
+        assert width == 2 * int(attrs["width"]), (
+            f"{attrs['src']} is {width} px wide, shown at {attrs['width']}"
+        )
         assert 50 <= height <= 1400
     assert sorted(p.stem for p in (out.parent / "images").iterdir()) == sorted(report.FIGURES)
 
@@ -170,31 +220,49 @@ def changed_config(**runs) -> dict:
 def test_changed_step_kwargs_change_heading_and_code_line(tmp_path):
     text, _, _ = render(tmp_path, changed_config(step={"step_size": 40, "gamma": 0.3}))
     lines = text.split("\n")
-    assert "## 2. Decays the learning rate of each parameter group by gamma=0.3 every 40 epochs." in lines
-    assert "    lr_scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=40, gamma=0.3)" in lines
+    assert (
+        "## 2. Decays the learning rate of each parameter group by gamma=0.3 every 40 epochs."
+        in lines
+    )
+    assert (
+        "    lr_scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=40, gamma=0.3)"
+        in lines
+    )
     ours, source = skeleton(text), skeleton(SOURCE.read_text())
     changed = [(a, b) for a, b in zip(ours, source) if a != b]
     assert len(ours) == len(source) and len(changed) == 2
-    assert changed[0][1] == ("heading", "## 2. Decays the learning rate of each parameter group by gamma=0.5 every 100 epochs.")
+    assert changed[0][1] == (
+        "heading",
+        "## 2. Decays the learning rate of each parameter group by gamma=0.5 every 100 epochs.",
+    )
 
 
 def test_other_changed_values(tmp_path):
-    config = changed_config(**{
-        "exp_0.999": {"gamma": 0.98},
-        "onecycle_1.1": {"max_lr": 0.8, "pct_start": 0.25},
-        "onecycle_1": {"max_lr": 2.0},
-        "cyclic": {"base_lr": 0.001, "max_lr": 0.5, "step_size_up": 20},
-    })
+    config = changed_config(
+        **{
+            "exp_0.999": {"gamma": 0.98},
+            "onecycle_1.1": {"max_lr": 0.8, "pct_start": 0.25},
+            "onecycle_1": {"max_lr": 2.0},
+            "cyclic": {"base_lr": 0.001, "max_lr": 0.5, "step_size_up": 20},
+        }
+    )
     config["runs"]["range_test"]["range_test"].update(start_lr=1e-6, end_lr=1.5)
     config["report"]["sections"]["onecycle_max_lr"] = ["onecycle_1", "onecycle_1.1"]
     text, _, _ = render(tmp_path, config)
     lines = text.split("\n")
     assert "        low = math.log2(1e-6)" in lines and "        high = math.log2(1.5)" in lines
-    assert "    lr_scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.98)" in lines
-    assert ('    lr_scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.8, pct_start=0.25, '
-            'steps_per_epoch=len(train_dataloader), epochs=config["NUM_EPOCHS"])') in lines
+    assert (
+        "    lr_scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.98)" in lines
+    )
+    assert (
+        "    lr_scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.8, pct_start=0.25, "
+        'steps_per_epoch=len(train_dataloader), epochs=config["NUM_EPOCHS"])'
+    ) in lines
     assert "* Compare different max_lr (2 vs 0.8), pct_start (default vs 0.25)" in lines
-    assert "    lr_scheduler = torch.optim.lr_scheduler.CyclicLR(optimizer, base_lr=0.001, max_lr=0.5, step_size_up=20)" in lines
+    assert (
+        "    lr_scheduler = torch.optim.lr_scheduler.CyclicLR(optimizer, base_lr=0.001, max_lr=0.5, step_size_up=20)"
+        in lines
+    )
 
 
 def test_auto_values_print_the_values_used(tmp_path):
@@ -205,8 +273,18 @@ def test_auto_values_print_the_values_used(tmp_path):
     record["scheduler"]["kwargs"].update(base_lr=0.0053, max_lr=0.0212)
     record["bounds"] = {"base_lr": 0.0053, "max_lr": 0.0212}
     (results / "runs" / "cyclic" / "seed0" / "run.json").write_text(json.dumps(record))
-    text = report.render(config, TEMPLATE, results / "report.md", tables=results / "tables", runs_dir=results / "runs", repo_dir=tmp_path)
-    assert "    lr_scheduler = torch.optim.lr_scheduler.CyclicLR(optimizer, base_lr=0.0053, max_lr=0.0212, step_size_up=50)" in text.split("\n")
+    text = report.render(
+        config,
+        TEMPLATE,
+        results / "report.md",
+        tables=results / "tables",
+        runs_dir=results / "runs",
+        repo_dir=tmp_path,
+    )
+    assert (
+        "    lr_scheduler = torch.optim.lr_scheduler.CyclicLR(optimizer, base_lr=0.0053, max_lr=0.0212, step_size_up=50)"
+        in text.split("\n")
+    )
     assert "auto" not in text
 
 
@@ -223,19 +301,40 @@ def test_links_unknown_outside_git(tmp_path):
     info = report.repository(tmp_path / "nowhere")
     assert info["source_code"] == info["github_link"] == "unknown"
     text, _, _ = render(tmp_path)  # tmp_path is no git checkout
-    assert "## source code: unknown" in text.split("\n") and text.rstrip("\n").endswith("# github link: unknown")
+    assert "## source code: unknown" in text.split("\n") and text.rstrip("\n").endswith(
+        "# github link: unknown"
+    )
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 def test_links_from_git_remote_and_commit(tmp_path):
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "-c", "init.defaultBranch=main", "-C", str(tmp_path)]
+    git = [
+        "git",
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@example.org",
+        "-c",
+        "init.defaultBranch=main",
+        "-C",
+        str(tmp_path),
+    ]
     subprocess.run(git + ["init", "-q"], check=True)
     (tmp_path / "f").write_text("x")
     subprocess.run(git + ["add", "f"], check=True)
     subprocess.run(git + ["commit", "-q", "-m", "c"], check=True)
-    commit = subprocess.run(git + ["rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
-    assert report.repository(tmp_path) == {"url": "unknown", "commit": commit, "source_code": f"unknown (commit {commit})", "github_link": "unknown"}
-    subprocess.run(git + ["remote", "add", "origin", "git@github.com:someone/lrstudy.git"], check=True)
+    commit = subprocess.run(
+        git + ["rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    assert report.repository(tmp_path) == {
+        "url": "unknown",
+        "commit": commit,
+        "source_code": f"unknown (commit {commit})",
+        "github_link": "unknown",
+    }
+    subprocess.run(
+        git + ["remote", "add", "origin", "git@github.com:someone/lrstudy.git"], check=True
+    )
     info = report.repository(tmp_path)
     assert info["source_code"] == f"https://github.com/someone/lrstudy (commit {commit})"
     assert info["github_link"] == f"https://github.com/someone/lrstudy/tree/{commit}"
@@ -250,7 +349,11 @@ def test_appendix_only_after_the_source_layout(tmp_path):
     ours, source = skeleton(text), skeleton(SOURCE.read_text())
     assert ours[: len(source)] == source and len(ours) > len(source)
     assert ours[len(source)] == ("heading", "## Appendix")
-    assert "| run | seed | scheduler | status |" in text and "| rank | run | metric |" in text and "| range_test | 0.001 | 0.004 | 0.005 |  |" in text
+    assert (
+        "| run | seed | scheduler | status |" in text
+        and "| rank | run | metric |" in text
+        and "| range_test | 0.001 | 0.004 | 0.005 |  |" in text
+    )
     plain, _, _ = render(tmp_path / "plain")
     assert "Appendix" not in plain
 
@@ -260,13 +363,31 @@ def test_cli(drawn, tmp_path):
     results = out.parent.parent
     config = json.loads((results / "config.json").read_text())
     target = tmp_path / "report" / "report.md"
-    report.main(["--config-json", json.dumps(config), "--tables", str(results / "tables"), "--runs", str(results / "runs"),
-                 "--figures", str(results / "figures"), "--template", str(TEMPLATE), "--out", str(target)])
+    report.main(
+        [
+            "--config-json",
+            json.dumps(config),
+            "--tables",
+            str(results / "tables"),
+            "--runs",
+            str(results / "runs"),
+            "--figures",
+            str(results / "figures"),
+            "--template",
+            str(TEMPLATE),
+            "--out",
+            str(target),
+        ]
+    )
     text = target.read_text()
     assert text.startswith("# Colossalai and LR Range Test Report\n")
-    assert sorted(p.stem for p in (target.parent / "images").glob("*.png")) == sorted(report.FIGURES)
+    assert sorted(p.stem for p in (target.parent / "images").glob("*.png")) == sorted(
+        report.FIGURES
+    )
     # --repo defaults to the checkout holding the template: this repository, at its commit (asked of git here)
-    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+    head = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True
+    )
     if head.returncode != 0:
         pytest.skip(f"{ROOT} is not a git checkout: {head.stderr.strip()}")
     source_line = next(line for line in text.splitlines() if line.startswith("## source code:"))
@@ -287,7 +408,9 @@ def test_captions_render_without_rst_warnings(name):
     path = ROOT / "workflow" / "report" / f"{name}.rst"
     env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
     text = env.from_string(path.read_text()).render(snakemake=Snakemake)
-    html = publish_parts(text, writer="html", settings_overrides={"halt_level": 2, "report_level": 5})["body"]
+    html = publish_parts(
+        text, writer="html", settings_overrides={"halt_level": 2, "report_level": 5}
+    )["body"]
     assert "{{" not in html and "{%" not in html
     if name in report.FIGURES:
         sections = [s for s, figs in layout.SECTION_FIGURES.items() if name in figs] or ["best"]
@@ -301,10 +424,27 @@ def workflow_copy(tmp_path: Path) -> tuple[Path, dict]:
     """The repository (without results, venv, git) in tmp_path/wf, and an environment whose `python`
     is this interpreter and whose lrstudy is the copy's."""
     dst = tmp_path / "wf"
-    shutil.copytree(ROOT, dst, ignore=shutil.ignore_patterns(
-        ".venv", "results", ".snakemake", ".git", "__pycache__", "*.egg-info", ".pytest_cache", "report.html", ".gl", ".whl"))
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-               PYTHONPATH=str(dst / "workflow"))
+    shutil.copytree(
+        ROOT,
+        dst,
+        ignore=shutil.ignore_patterns(
+            ".venv",
+            "results",
+            ".snakemake",
+            ".git",
+            "__pycache__",
+            "*.egg-info",
+            ".pytest_cache",
+            "report.html",
+            ".gl",
+            ".whl",
+        ),
+    )
+    env = dict(
+        os.environ,
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        PYTHONPATH=str(dst / "workflow"),
+    )
     return dst, env
 
 
@@ -317,8 +457,11 @@ def test_snakemake_report_and_html(tmp_path):
     small = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     small.update(epochs=2, eval_every=10, device="cpu")
     in_sections = {run for runs in small["report"]["sections"].values() for run in runs}
-    small["runs"] = {name: run for name, run in small["runs"].items()
-                     if name in in_sections or "auto" not in (run.get("kwargs") or {}).values()}
+    small["runs"] = {
+        name: run
+        for name, run in small["runs"].items()
+        if name in in_sections or "auto" not in (run.get("kwargs") or {}).values()
+    }
     (dst / "small.yaml").write_text(yaml.safe_dump(small, sort_keys=False))
     snakemake = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "small.yaml"]
     done = subprocess.run(snakemake, cwd=dst, env=env, capture_output=True, text=True, timeout=1200)
@@ -328,19 +471,36 @@ def test_snakemake_report_and_html(tmp_path):
     assert skeleton(text) == skeleton(SOURCE.read_text())
     for src in image_sources(text):
         assert png_size(md.parent / src)[0] > 200
-    done = subprocess.run(snakemake + ["--report", "report.html"], cwd=dst, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        snakemake + ["--report", "report.html"],
+        cwd=dst,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     html = (dst / "report.html").read_text()
     # Snakemake embeds each file as a data URI: data:image/png;charset=utf8;filename=NAME.png;base64,...
     for name in report.FIGURES:
         found = re.search(rf"filename={re.escape(name)}\.png;base64,([A-Za-z0-9+/=]+)", html)
         assert found, f"{name}.png is not embedded in report.html"
-        assert base64.b64decode(found.group(1)) == (dst / "results" / "figures" / f"{name}.png").read_bytes()
+        assert (
+            base64.b64decode(found.group(1))
+            == (dst / "results" / "figures" / f"{name}.png").read_bytes()
+        )
     assert "report.md" in html
     for caption in ("section 2 of the source report", "best scheduled runs by mean"):
         assert caption in html
     # The same report as a zip (the catalog's `report: true`): report.html plus every figure, byte for byte
-    done = subprocess.run(snakemake + ["--report", "report.zip"], cwd=dst, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        snakemake + ["--report", "report.zip"],
+        cwd=dst,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     with zipfile.ZipFile(dst / "report.zip") as archive:
         names = archive.namelist()
@@ -348,8 +508,12 @@ def test_snakemake_report_and_html(tmp_path):
         for name in report.FIGURES:
             member = next((n for n in names if n.endswith(f"/{name}.png")), None)
             assert member, f"{name}.png is not in report.zip"
-            assert archive.read(member) == (dst / "results" / "figures" / f"{name}.png").read_bytes()
-        assert any(n.endswith("/report.md") for n in names) and any(n.endswith("/summary.csv") for n in names)
+            assert (
+                archive.read(member) == (dst / "results" / "figures" / f"{name}.png").read_bytes()
+            )
+        assert any(n.endswith("/report.md") for n in names) and any(
+            n.endswith("/summary.csv") for n in names
+        )
     # each figure carries its labels (workflow/rules/common.smk: mark_for_report)
     for name in ("StepDecLR", "compare3bestTestLoss"):
         assert re.search(rf'"figure":\s*"{name}"', html), f"no label figure={name} in report.html"

@@ -15,7 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import DIGITS, JOB_TIMEOUT, job_env, long_config, raw_config, snakemake_cmd, spec_of, validated
+from .conftest import (
+    DIGITS,
+    JOB_TIMEOUT,
+    job_env,
+    long_config,
+    raw_config,
+    snakemake_cmd,
+    spec_of,
+    validated,
+)
 
 RUN = "onecycle"  # OneCycleLR cycles SGD's momentum too: scheduler and optimizer state both matter
 STEPS_PER_EPOCH = 1293 // 32  # digits' 1293 training samples in full batches of 32
@@ -41,13 +50,17 @@ def checkpoint_step(folder) -> int | None:
     return int(name.removeprefix("ckpt-")) if name else None
 
 
-def kill_after_checkpoint(proc: subprocess.Popen, folder, at_least: int, group: bool = False, log: Path | None = None) -> int:
+def kill_after_checkpoint(
+    proc: subprocess.Popen, folder, at_least: int, group: bool = False, log: Path | None = None
+) -> int:
     """SIGKILL `proc` (its whole process group if `group`) as soon as LATEST names a checkpoint of
     step >= at_least; return the step LATEST names after the kill."""
     deadline = time.monotonic() + JOB_TIMEOUT
     while (checkpoint_step(folder) or 0) < at_least:
         tail = log.read_text()[-3000:] if log else ""
-        assert proc.poll() is None, f"the job ended (exit {proc.returncode}) before a checkpoint of step {at_least}\n{tail}"
+        assert proc.poll() is None, (
+            f"the job ended (exit {proc.returncode}) before a checkpoint of step {at_least}\n{tail}"
+        )
         assert time.monotonic() < deadline, f"no checkpoint in time\n{tail}"
         time.sleep(0.01)
     if group:
@@ -58,7 +71,9 @@ def kill_after_checkpoint(proc: subprocess.Popen, folder, at_least: int, group: 
     if group:  # the job is gone too: no orphan finishes it behind the rerun's back
         deadline = time.monotonic() + 30
         while live_members(proc.pid):
-            assert time.monotonic() < deadline, f"still running after SIGKILL: {live_members(proc.pid)}"
+            assert time.monotonic() < deadline, (
+                f"still running after SIGKILL: {live_members(proc.pid)}"
+            )
             time.sleep(0.05)
     return checkpoint_step(folder)
 
@@ -78,11 +93,15 @@ def live_members(group: int) -> list[int]:
 
 def assert_same_bytes(folder, reference):
     for name in ("steps.csv", "evals.csv"):
-        assert (folder / name).read_bytes() == (reference / name).read_bytes(), f"{name} differs from the uninterrupted run"
+        assert (folder / name).read_bytes() == (reference / name).read_bytes(), (
+            f"{name} differs from the uninterrupted run"
+        )
 
 
 def assert_no_checkpoints(folder):
-    assert not list(folder.glob("ckpt-*")) and not (folder / "LATEST").exists(), sorted(p.name for p in folder.iterdir())
+    assert not list(folder.glob("ckpt-*")) and not (folder / "LATEST").exists(), sorted(
+        p.name for p in folder.iterdir()
+    )
 
 
 @pytest.mark.slow
@@ -109,8 +128,13 @@ def test_killed_job_resumes_with_the_bytes_of_an_unbroken_run(trainer, specs, tm
     assert f"resuming from checkpoint {latest}" in resumed.stderr
     assert_same_bytes(out, trainer.reference(spec))
     meta = json.loads((out / "run.json").read_text())
-    assert meta["status"] == "completed" and meta["steps"] == meta["total_steps"] == spec["epochs"] * STEPS_PER_EPOCH
-    assert_no_checkpoints(out)  # deleted at completion (keep_checkpoints: false), the partial one too
+    assert (
+        meta["status"] == "completed"
+        and meta["steps"] == meta["total_steps"] == spec["epochs"] * STEPS_PER_EPOCH
+    )
+    assert_no_checkpoints(
+        out
+    )  # deleted at completion (keep_checkpoints: false), the partial one too
 
 
 @pytest.mark.slow
@@ -119,7 +143,9 @@ def test_kept_checkpoints_and_a_checkpoint_of_another_spec(trainer, specs, tmp_p
     keep = {**spec, "keep_checkpoints": True}
     kept = trainer.reference(keep)
     last = (spec["epochs"] - 1) * STEPS_PER_EPOCH  # the last epoch saves none: the run is done
-    assert [p.name for p in kept.glob("ckpt-*")] == [f"ckpt-{last:07d}"] and checkpoint_step(kept) == last
+    assert [p.name for p in kept.glob("ckpt-*")] == [f"ckpt-{last:07d}"] and checkpoint_step(
+        kept
+    ) == last
     assert all((kept / f"ckpt-{last:07d}" / name).is_file() for name in CKPT_FILES)
     assert_same_bytes(kept, trainer.reference(spec))  # keeping them changes nothing else
 
@@ -149,9 +175,13 @@ def test_a_checkpoint_trained_on_other_data_is_ignored(trainer, specs, tmp_path)
     shutil.copy2(kept / "LATEST", folder / "LATEST")
     job = trainer.run(keep, folder, data=other_split)
     assert "ignoring checkpoint" in job.stderr and "resuming from" not in job.stderr
-    assert len((folder / "steps.csv").read_text().splitlines()) == 1 + keep["epochs"] * STEPS_PER_EPOCH
+    assert (
+        len((folder / "steps.csv").read_text().splitlines()) == 1 + keep["epochs"] * STEPS_PER_EPOCH
+    )
     first_valid = [(f / "evals.csv").read_text().splitlines()[1] for f in (folder, kept)]
-    assert first_valid[0].startswith("0,0,valid,") and first_valid[0] != first_valid[1]  # another valid split
+    assert (
+        first_valid[0].startswith("0,0,valid,") and first_valid[0] != first_valid[1]
+    )  # another valid split
 
 
 def test_an_interrupted_clear_leaves_no_checkpoint_to_resume(tmp_path, monkeypatch):
@@ -178,7 +208,9 @@ def test_an_interrupted_clear_leaves_no_checkpoint_to_resume(tmp_path, monkeypat
 
 
 @pytest.mark.slow
-def test_snakemake_reruns_a_killed_job_from_its_checkpoint(trainer, workflow_copy, digits_data, tmp_path):
+def test_snakemake_reruns_a_killed_job_from_its_checkpoint(
+    trainer, workflow_copy, digits_data, tmp_path
+):
     """The `train` rule through Snakemake: the whole `snakemake` process group is SIGKILLed (Snakemake
     itself included, as when a login session or node dies) after the job's first checkpoint; then
     `snakemake --rerun-incomplete` finishes the job from that checkpoint."""
@@ -189,7 +221,9 @@ def test_snakemake_reruns_a_killed_job_from_its_checkpoint(trainer, workflow_cop
     study = workflow_copy(raw)
     (study / "results" / "data").mkdir(parents=True)
     for suffix in (".pt", ".json"):  # the prepared data, so that only `train` runs
-        shutil.copy2(digits_data.with_suffix(suffix), study / "results" / "data" / f"digits{suffix}")
+        shutil.copy2(
+            digits_data.with_suffix(suffix), study / "results" / "data" / f"digits{suffix}"
+        )
     folder = study / "results" / "runs" / run / "seed0"
     target = f"results/runs/{run}/seed0/run.json"
 
@@ -197,7 +231,9 @@ def test_snakemake_reruns_a_killed_job_from_its_checkpoint(trainer, workflow_cop
         log = tmp_path / f"snakemake-{len(list(tmp_path.glob('snakemake-*')))}.log"
         with open(log, "w") as handle:
             command = snakemake_cmd("--cores", "1", *args)
-            return subprocess.Popen(command, cwd=study, env=job_env(), stdout=handle, stderr=subprocess.STDOUT, **popen), log
+            return subprocess.Popen(
+                command, cwd=study, env=job_env(), stdout=handle, stderr=subprocess.STDOUT, **popen
+            ), log
 
     first, first_log = snakemake(target, start_new_session=True)
     try:
@@ -209,12 +245,18 @@ def test_snakemake_reruns_a_killed_job_from_its_checkpoint(trainer, workflow_cop
     assert not [name for name in OUTPUTS if (folder / name).exists()]
 
     # SIGKILL leaves Snakemake's lock behind: --unlock, as the user would, then the rerun
-    subprocess.run(snakemake_cmd("--unlock", target), cwd=study, env=job_env(), check=True, capture_output=True)
+    subprocess.run(
+        snakemake_cmd("--unlock", target), cwd=study, env=job_env(), check=True, capture_output=True
+    )
     rerun, rerun_log = snakemake("--rerun-incomplete", target)
     assert rerun.wait(timeout=JOB_TIMEOUT) == 0, rerun_log.read_text()[-4000:]
     job_log = (study / "results" / "logs" / "train" / run / "seed0.log").read_text()
-    assert f"resuming from checkpoint results/runs/{run}/seed0/ckpt-{step:07d}" in job_log, job_log[-2000:]
+    assert f"resuming from checkpoint results/runs/{run}/seed0/ckpt-{step:07d}" in job_log, job_log[
+        -2000:
+    ]
 
-    assert json.loads((folder / "run.json").read_text())["spec"] == spec  # the same job as the reference
+    assert (
+        json.loads((folder / "run.json").read_text())["spec"] == spec
+    )  # the same job as the reference
     assert_same_bytes(folder, trainer.reference(spec))
     assert_no_checkpoints(folder)

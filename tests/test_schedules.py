@@ -1,6 +1,5 @@
 """Every scheduler's recorded LR sequence equals torch's own, and the range test hits its ends."""
 
-
 import pandas as pd
 import pytest
 import torch
@@ -28,7 +27,14 @@ def torch_reference(name, kwargs, lr, total_steps, steps_per_epoch, epochs):
     return lrs
 
 
-@pytest.mark.parametrize("run", [n for n, r in default_config()["runs"].items() if "scheduler" in r and "auto" not in r["kwargs"].values()])
+@pytest.mark.parametrize(
+    "run",
+    [
+        n
+        for n, r in default_config()["runs"].items()
+        if "scheduler" in r and "auto" not in r["kwargs"].values()
+    ],
+)
 def test_recorded_lr_equals_torch(run, digits_data, tmp_path):
     config = default_config()
     config.update(batch_size=BATCH, epochs=EPOCHS, eval_every=1000, checkpoint_every=0)
@@ -37,7 +43,12 @@ def test_recorded_lr_equals_torch(run, digits_data, tmp_path):
     spe = result["steps_per_epoch"]
     assert spe == 1293 // BATCH and len(steps) == spe * EPOCHS
     want = torch_reference(
-        config["runs"][run]["scheduler"], config["runs"][run]["kwargs"], config["optimizer"]["kwargs"]["lr"], len(steps), spe, EPOCHS
+        config["runs"][run]["scheduler"],
+        config["runs"][run]["kwargs"],
+        config["optimizer"]["kwargs"]["lr"],
+        len(steps),
+        spe,
+        EPOCHS,
     )
     assert steps["lr"].tolist() == pytest.approx(want, rel=1e-12, abs=0)
     assert result["scheduler"]["class"] == config["runs"][run]["scheduler"]
@@ -65,7 +76,9 @@ def test_range_test_lr_is_geometric_from_start_to_end(digits_data, tmp_path):
         planned.append(scheduler.get_last_lr()[0])
         optimizer.step()
         scheduler.step()
-    assert planned[0] == pytest.approx(1e-5, rel=1e-12) and planned[-1] == pytest.approx(10, rel=1e-12)
+    assert planned[0] == pytest.approx(1e-5, rel=1e-12) and planned[-1] == pytest.approx(
+        10, rel=1e-12
+    )
     assert planned == pytest.approx(geometric, rel=1e-9)
 
 
@@ -78,11 +91,23 @@ def test_range_lr_linear_mode():
 def test_onecycle_gets_the_run_length_filled_in():
     filled = schedules.fill_kwargs("OneCycleLR", {"max_lr": 1.1}, steps_per_epoch=40, epochs=15)
     assert filled == {"max_lr": 1.1, "steps_per_epoch": 40, "epochs": 15}
-    assert schedules.fill_kwargs("OneCycleLR", {"max_lr": 1, "total_steps": 7}, 40, 15) == {"max_lr": 1, "total_steps": 7}
+    assert schedules.fill_kwargs("OneCycleLR", {"max_lr": 1, "total_steps": 7}, 40, 15) == {
+        "max_lr": 1,
+        "total_steps": 7,
+    }
 
 
 @pytest.mark.parametrize(
-    "value, text", [(1e-5, "1e-5"), (10, "10"), (10.0, "10"), (0.999, "0.999"), (1.1, "1.1"), (1.0, "1"), (2.5e-7, "2.5e-7")]
+    "value, text",
+    [
+        (1e-5, "1e-5"),
+        (10, "10"),
+        (10.0, "10"),
+        (0.999, "0.999"),
+        (1.1, "1.1"),
+        (1.0, "1"),
+        (2.5e-7, "2.5e-7"),
+    ],
 )
 def test_numbers_print_as_a_person_writes_them(value, text):
     assert schedules.format_value(value) == text
@@ -93,9 +118,24 @@ def test_auto_values_take_the_range_test_bounds_at_equal_momentum():
     momentum conversions are in test_auto_momentum.py)."""
     bounds = {"base_lr": 0.01, "max_lr": 0.04, "lr": 0.04, "from": "valley"}
     sgd = {"name": "SGD", "kwargs": {"lr": "auto", "momentum": 0.9}}
-    spec = {"optimizer": sgd, "auto_from": {"run": "range_test", "optimizer": sgd},
-            "scheduler": {"class": "CyclicLR", "kwargs": {"base_lr": "auto", "max_lr": "auto", "step_size_up": 5,
-                                                          "cycle_momentum": False}}}
+    spec = {
+        "optimizer": sgd,
+        "auto_from": {"run": "range_test", "optimizer": sgd},
+        "scheduler": {
+            "class": "CyclicLR",
+            "kwargs": {
+                "base_lr": "auto",
+                "max_lr": "auto",
+                "step_size_up": 5,
+                "cycle_momentum": False,
+            },
+        },
+    }
     opt_kwargs, sched_kwargs, _ = schedules.resolve_auto(spec, bounds)
-    assert sched_kwargs == {"base_lr": 0.01, "max_lr": 0.04, "step_size_up": 5, "cycle_momentum": False}
+    assert sched_kwargs == {
+        "base_lr": 0.01,
+        "max_lr": 0.04,
+        "step_size_up": 5,
+        "cycle_momentum": False,
+    }
     assert opt_kwargs == {"lr": 0.04, "momentum": 0.9}

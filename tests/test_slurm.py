@@ -29,9 +29,20 @@ def study(cluster, tmp_path_factory):
     shutil.copy(ROOT / "tests" / "configs" / "tiny.yaml", work / "tiny.yaml")
     # The profile exactly as shipped: it names no partition, and the CI cluster's is not `main`.
     resources = yaml.safe_load((work / "slurm" / "config.yaml").read_text())["default-resources"]
-    assert not [r for r in resources if r.startswith(("slurm_partition", "slurm_account"))], resources
+    assert not [r for r in resources if r.startswith(("slurm_partition", "slurm_account"))], (
+        resources
+    )
     # device auto: the SLURM executor plans a GPU per training job although this node has none.
-    proc = snakemake("--profile", "slurm", "--configfile", "tiny.yaml", "--config", "device=auto", cwd=work, timeout=1500)
+    proc = snakemake(
+        "--profile",
+        "slurm",
+        "--configfile",
+        "tiny.yaml",
+        "--config",
+        "device=auto",
+        cwd=work,
+        timeout=1500,
+    )
     return work, proc
 
 
@@ -41,12 +52,16 @@ def test_the_study_runs_through_sbatch_and_reports(study):
     assert (work / "results" / "report" / "report.md").stat().st_size > 0
     assert (work / "results" / "tables" / "summary.csv").is_file()
     slurm_logs = work / ".snakemake" / "slurm_logs"
-    assert sorted(p.name for p in slurm_logs.iterdir()) == ["rule_train"]  # everything else ran locally
+    assert sorted(p.name for p in slurm_logs.iterdir()) == [
+        "rule_train"
+    ]  # everything else ran locally
     # Every training job went through sbatch asking for one GPU (finished jobs stay visible:
     # MinJobAge is large in .ci/slurm.sh).
     for path in (work / "results" / "runs").glob("*/seed*/run.json"):
         job_id = json.loads(path.read_text())["host"]["slurm_job_id"]
-        shown = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True).stdout
+        shown = subprocess.run(
+            ["scontrol", "show", "job", job_id], capture_output=True, text=True
+        ).stdout
         assert "gres:gpu:1" in shown or "gres/gpu=1" in shown, shown
         # ... to the cluster's default partition, which the profile does not name
         partition = next(w.split("=", 1)[1] for w in shown.split() if w.startswith("Partition="))
@@ -54,7 +69,9 @@ def test_the_study_runs_through_sbatch_and_reports(study):
 
 
 def default_partition() -> str:
-    names = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True).stdout.split()
+    names = subprocess.run(
+        ["sinfo", "-h", "-o", "%P"], capture_output=True, text=True
+    ).stdout.split()
     return next(n.rstrip("*") for n in names if n.endswith("*"))
 
 
@@ -67,7 +84,14 @@ def test_each_training_job_got_its_own_gpu_from_slurm(study):
         assert run["host"]["slurm_job_id"], run["run"]
         assert run["host"]["cuda_visible_devices"] in ("0", "1"), run["host"]
     # Jobs that trained at the same time never shared a GPU.
-    spans = [(r["loop_started_at"], r["loop_started_at"] + r["loop_seconds"], r["host"]["cuda_visible_devices"]) for r in runs]
+    spans = [
+        (
+            r["loop_started_at"],
+            r["loop_started_at"] + r["loop_seconds"],
+            r["host"]["cuda_visible_devices"],
+        )
+        for r in runs
+    ]
     for i, (a0, a1, ga) in enumerate(spans):
         for b0, b1, gb in spans[i + 1 :]:
             if a0 < b1 and b0 < a1:

@@ -4,6 +4,7 @@ The cluster tests need the cluster `.ci/slurm.sh start` sets up (as root) and ru
 (tests/slurm_ci.py): against any other cluster they skip, saying why, and submit nothing; with
 CI=true a missing CI cluster is a failure instead.
 """
+
 import dataclasses
 import os
 import subprocess
@@ -22,8 +23,17 @@ slurm_mark = pytest.mark.slurm
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "slurm" / "config.yaml"
-FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL",
-         "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "PREEMPTED"}
+FINAL = {
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "BOOT_FAIL",
+    "DEADLINE",
+    "PREEMPTED",
+}
 
 
 def skip_or_fail(reason):
@@ -65,17 +75,28 @@ def test_two_gpu_jobs_run_side_by_side_on_distinct_gpus(slurm, tmp_path):
     # then waits for the other one's file: that proves they ran at once.
     script = (
         'echo "$CUDA_VISIBLE_DEVICES" > {me}.cvd; '
-        'srun -n1 printenv CUDA_VISIBLE_DEVICES > {me}.srun; '
-        'for i in $(seq 60); do [ -e {other}.cvd ] && exit 0; sleep 0.5; done; '
+        "srun -n1 printenv CUDA_VISIBLE_DEVICES > {me}.srun; "
+        "for i in $(seq 60); do [ -e {other}.cvd ] && exit 0; sleep 0.5; done; "
         'echo "other job never ran at the same time" >&2; exit 3'
     )
     ids = []
     try:
         for me, other in (("a", "b"), ("b", "a")):
-            r = run("sbatch", "--parsable", "--gpus=1", "-n1", "-c1", "--mem=100",
-                    "-t", "2", "-J", f"slurm-infra-{me}", f"--chdir={tmp_path}",
-                    f"--output={tmp_path}/{me}.log",
-                    f"--wrap={script.format(me=me, other=other)}")
+            r = run(
+                "sbatch",
+                "--parsable",
+                "--gpus=1",
+                "-n1",
+                "-c1",
+                "--mem=100",
+                "-t",
+                "2",
+                "-J",
+                f"slurm-infra-{me}",
+                f"--chdir={tmp_path}",
+                f"--output={tmp_path}/{me}.log",
+                f"--wrap={script.format(me=me, other=other)}",
+            )
             assert r.returncode == 0, f"sbatch failed: {r.stderr}"
             ids.append(r.stdout.strip().split(";")[0])
 
@@ -85,16 +106,19 @@ def test_two_gpu_jobs_run_side_by_side_on_distinct_gpus(slurm, tmp_path):
             if len(states) == 2 and set(states.values()) <= FINAL:
                 break
             if time.monotonic() > deadline:
-                pytest.fail(f"jobs not finished after 50 s: {states}\n"
-                            + run("squeue", "-t", "all").stdout)
+                pytest.fail(
+                    f"jobs not finished after 50 s: {states}\n" + run("squeue", "-t", "all").stdout
+                )
             time.sleep(0.5)
     finally:
         pending = [i for i, s in squeue_states(ids).items() if s not in FINAL] if ids else []
         if pending:
             run("scancel", *pending)
 
-    logs = {m: (tmp_path / f"{m}.log").read_text() if (tmp_path / f"{m}.log").exists() else ""
-            for m in "ab"}
+    logs = {
+        m: (tmp_path / f"{m}.log").read_text() if (tmp_path / f"{m}.log").exists() else ""
+        for m in "ab"
+    }
     assert set(states.values()) == {"COMPLETED"}, f"{states}, logs: {logs}"
     cvd = {m: (tmp_path / f"{m}.cvd").read_text().strip() for m in "ab"}
     assert sorted(cvd.values()) == ["0", "1"], cvd
@@ -122,7 +146,7 @@ def test_profile_slurm_keys_are_real_plugin_options():
         skip_or_fail(f"cannot import snakemake_executor_plugin_slurm: {e!r}")
     fields = {f.name.replace("_", "-") for f in dataclasses.fields(ExecutorSettings)}
     profile = yaml.safe_load(PROFILE.read_text())
-    used = {k[len("slurm-"):] for k in profile if k.startswith("slurm-")}
+    used = {k[len("slurm-") :] for k in profile if k.startswith("slurm-")}
     assert used <= fields, f"unknown plugin options: {sorted(used - fields)}"
 
 
@@ -147,10 +171,32 @@ def test_another_cluster_gets_no_job_and_the_tests_say_why(tmp_path, ci):
         (fake / tool).write_text(FAKE_TOOL)
         (fake / tool).chmod(0o755)
     submitted = tmp_path / "submitted.log"
-    env = {**os.environ, "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}", "SUBMITTED": str(submitted), "CI": str(ci).lower()}
+    env = {
+        **os.environ,
+        "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}",
+        "SUBMITTED": str(submitted),
+        "CI": str(ci).lower(),
+    }
     tests = [str(REPO / "tests" / "test_slurm.py"), str(REPO / "tests" / "test_slurm_infra.py")]
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rsE", "-p", "no:cacheprovider", "-m", "slurm", *tests],
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-rsE",
+            "-p",
+            "no:cacheprovider",
+            "-m",
+            "slurm",
+            *tests,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
     out = proc.stdout + proc.stderr
     assert not submitted.exists(), f"a job went to the user's cluster: {submitted.read_text()}"
     assert "'users-hpc'" in out and "never submit jobs to another cluster" in out, out[-3000:]

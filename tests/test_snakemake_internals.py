@@ -15,7 +15,7 @@ import json
 import subprocess
 import sys
 
-PROBE = '''
+PROBE = """
 import json
 
 PARSED = {
@@ -37,7 +37,7 @@ rule probe:
         probe=executor,
     shell:
         "touch {output}"
-'''
+"""
 
 
 def probe(tmp_path, *args) -> dict:

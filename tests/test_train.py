@@ -36,7 +36,11 @@ def test_short_training_lowers_valid_loss(digits_data, tmp_path):
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["plugin"].startswith("none") and run["world_size"] == 1 and run["device"] == "cpu"
     assert run["versions"]["colossalai"] == "0.5.0" and run["versions"]["torch"].startswith("2.5.1")
-    assert run["scheduler"] == {"class": "StepLR", "kwargs": {"step_size": 100, "gamma": 0.5}, "config_kwargs": {"step_size": 100, "gamma": 0.5}}
+    assert run["scheduler"] == {
+        "class": "StepLR",
+        "kwargs": {"step_size": 100, "gamma": 0.5},
+        "config_kwargs": {"step_size": 100, "gamma": 0.5},
+    }
     assert not list(tmp_path.glob("ckpt-*")) and not (tmp_path / "LATEST").exists()
 
 
@@ -52,8 +56,12 @@ OPTIMIZERS = {
 
 # The class each config name must build (module.qualname), written out here, not taken from lrstudy.
 CLASSES = {
-    "SGD": "torch.optim.sgd.SGD", "Adam": "torch.optim.adam.Adam", "AdamW": "torch.optim.adamw.AdamW",
-    "RAdam": "torch.optim.radam.RAdam", "LAMB": "colossalai.nn.optimizer.lamb.Lamb", "LARS": "colossalai.nn.optimizer.lars.Lars",
+    "SGD": "torch.optim.sgd.SGD",
+    "Adam": "torch.optim.adam.Adam",
+    "AdamW": "torch.optim.adamw.AdamW",
+    "RAdam": "torch.optim.radam.RAdam",
+    "LAMB": "colossalai.nn.optimizer.lamb.Lamb",
+    "LARS": "colossalai.nn.optimizer.lars.Lars",
 }
 
 
@@ -62,12 +70,17 @@ def test_each_optimizer_trains_lenet5_on_cpu(name, digits_data, tmp_path, monkey
     """The job builds the named class with the configured kwargs (LAMB and LARS from colossalai), and it learns."""
     built = []
     original = schedules.build_optimizer
-    monkeypatch.setattr(schedules, "build_optimizer", lambda *a, **k: built.append(original(*a, **k)) or built[-1])
+    monkeypatch.setattr(
+        schedules, "build_optimizer", lambda *a, **k: built.append(original(*a, **k)) or built[-1]
+    )
     spec = short_spec(optimizer={"name": name, "kwargs": OPTIMIZERS[name]}, epochs=2)
     result = train.train(spec, digits_data, tmp_path)
     losses = valid_losses(tmp_path)
     assert result["status"] == "completed" and result["optimizer"]["name"] == name
-    assert len(built) == 1 and f"{type(built[0]).__module__}.{type(built[0]).__qualname__}" == CLASSES[name]
+    assert (
+        len(built) == 1
+        and f"{type(built[0]).__module__}.{type(built[0]).__qualname__}" == CLASSES[name]
+    )
     group = built[0].param_groups[0]
     for key, value in OPTIMIZERS[name].items():
         assert group["initial_lr" if key == "lr" else key] == value, key
@@ -81,7 +94,14 @@ def test_tensorboard_event_files_load(digits_data, tmp_path):
     events = EventAccumulator(str(tmp_path / "tensorboard"))
     events.Reload()
     tags = set(events.Tags()["scalars"])
-    assert {"lr", "train/loss", "valid/loss", "valid/accuracy", "test/loss", "test/accuracy"} <= tags
+    assert {
+        "lr",
+        "train/loss",
+        "valid/loss",
+        "valid/accuracy",
+        "test/loss",
+        "test/accuracy",
+    } <= tags
     steps = pd.read_csv(tmp_path / "steps.csv")
     assert [e.value for e in events.Scalars("lr")] == pytest.approx(steps["lr"].tolist(), rel=1e-6)
 
@@ -94,7 +114,17 @@ def test_two_gloo_ranks_train_like_one_rank_on_the_same_global_batch(digits_data
     step, and the same train loss up to float rounding (relative LOSS_RTOL)."""
     spec = short_spec(procs=2, epochs=2, device="cpu")
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "lrstudy.train", "--spec", json.dumps(spec), "--data", str(digits_data), "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lrstudy.train",
+        "--spec",
+        json.dumps(spec),
+        "--data",
+        str(digits_data),
+        "--out",
+        str(out),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = json.loads((out / "run.json").read_text())
@@ -113,8 +143,15 @@ def write_cifar(path, n_train=200, n_test=50, seed=0):
     """A CIFAR-10 python-version tarball in the real layout, with random images."""
     rng = np.random.default_rng(seed)
     with tarfile.open(path, "w:gz") as tar:
-        for name, n in [(f"data_batch_{i}", n_train // 5) for i in range(1, 6)] + [("test_batch", n_test)]:
-            blob = pickle.dumps({"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), "labels": (np.arange(n) % 10).tolist()})
+        for name, n in [(f"data_batch_{i}", n_train // 5) for i in range(1, 6)] + [
+            ("test_batch", n_test)
+        ]:
+            blob = pickle.dumps(
+                {
+                    "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                    "labels": (np.arange(n) % 10).tolist(),
+                }
+            )
             member = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
             member.size = len(blob)
             import io
@@ -126,9 +163,17 @@ def test_cifar10_resnet18_prepares_and_trains(tmp_path):
     raw = tmp_path / "raw"
     raw.mkdir()
     write_cifar(raw / "cifar-10-python.tar.gz")
-    dataset = {**default_config()["dataset"], "name": "cifar10", "valid_fraction": 0.1, "data_dir": str(raw), "verify_md5": False}
+    dataset = {
+        **default_config()["dataset"],
+        "name": "cifar10",
+        "valid_fraction": 0.1,
+        "data_dir": str(raw),
+        "verify_md5": False,
+    }
     manifest = data.prepare(dataset, tmp_path / "c.pt", tmp_path / "c.json")
-    assert manifest["sizes"] == {"train": 180, "valid": 20, "test": 50} and manifest["image_shape"] == [3, 32, 32]
+    assert manifest["sizes"] == {"train": 180, "valid": 20, "test": 50} and manifest[
+        "image_shape"
+    ] == [3, 32, 32]
     spec = short_spec(model="resnet18", epochs=1, batch_size=32, eval_every=2)
     result = train.train({**spec, "dataset": "cifar10"}, tmp_path / "c.pt", tmp_path / "run")
     # random images carry no signal: whether 20 valid images land above 1.5x chance is luck
@@ -143,18 +188,24 @@ def test_range_test_in_validation_loss_mode_records_and_uses_valid_loss(digits_d
 
     config = default_config()
     config.update(epochs=8, eval_every=80, checkpoint_every=0)
-    config["runs"]["range_test"]["range_test"].update(start_lr=1e-2, valid_every=5, valid_subset=100, stop_factor=None)
+    config["runs"]["range_test"]["range_test"].update(
+        start_lr=1e-2, valid_every=5, valid_subset=100, stop_factor=None
+    )
     train.train(run_spec(config, "range_test", 0), digits_data, tmp_path)
     evals = pd.read_csv(tmp_path / "evals.csv")
     subset = evals[evals["split"] == "range_valid"]
-    last = pd.read_csv(tmp_path / "steps.csv")["step"].max() + 1  # it may stop early: LR 10 diverges
+    last = (
+        pd.read_csv(tmp_path / "steps.csv")["step"].max() + 1
+    )  # it may stop early: LR 10 diverges
     assert subset["step"].tolist() == list(range(5, last + 1, 5)) and len(subset) >= 20
     result = rangetest.analyse(tmp_path)
     assert result["source"] == "valid_loss"
     # The suggestions come from the recorded range_valid curve: its LRs (the LR of each eval's step),
     # bias-corrected EMA with beta 0.98 ** 5 (pandas' adjusted ewm is that average), cut at the first
     # non-finite point, the first 10 % and the last ceil(5 / 5) points left out.
-    curve = subset.merge(pd.read_csv(tmp_path / "steps.csv")[["step", "lr"]], on="step").sort_values("step")
+    curve = subset.merge(
+        pd.read_csv(tmp_path / "steps.csv")[["step", "lr"]], on="step"
+    ).sort_values("step")
     finite = np.isfinite(curve["loss"].to_numpy())
     curve = curve.iloc[: int(np.argmin(finite)) if not finite.all() else len(curve)]
     smoothed = curve["loss"].ewm(alpha=1 - 0.98**5, adjust=True).mean().to_numpy()

@@ -32,21 +32,29 @@ def job_env(env=None) -> dict:
     `make run` has it), this tree's package first on PYTHONPATH; then `env`."""
     environ = dict(os.environ)
     environ["PATH"] = f"{VENV_BIN}{os.pathsep}{environ.get('PATH', '')}"
-    environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "workflow"), environ.get("PYTHONPATH")]))
+    environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(ROOT / "workflow"), environ.get("PYTHONPATH")])
+    )
     return {**environ, **(env or {})}
 
 
 def snakemake(*args, cwd=ROOT, check=False, timeout=900, env=None):
     """Run the snakemake of this venv in the environment of a job (job_env)."""
     proc = subprocess.run(
-        [str(VENV_BIN / "snakemake"), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=job_env(env)
+        [str(VENV_BIN / "snakemake"), *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=job_env(env),
     )
     if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(map(str, args))} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        raise AssertionError(
+            f"snakemake {' '.join(map(str, args))} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
     return proc
 
 
 def write_config(path: Path, config: dict) -> Path:
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
-

@@ -150,8 +150,9 @@ def plain_seconds(x, y, num_classes: int, spec: dict, steps: int, warmup: int) -
     return time.perf_counter() - started
 
 
-def train_loop_seconds(spec: dict, data_path: Path, work: Path, epochs: int,
-                       loader=None) -> tuple[float, int]:
+def train_loop_seconds(
+    spec: dict, data_path: Path, work: Path, epochs: int, loader=None
+) -> tuple[float, int]:
     """(loop_seconds, steps) of one in-process train.train() run of `epochs` epochs."""
     from lrstudy import train
 
@@ -214,14 +215,26 @@ def loader_batches(loader):
 
 def launch_train(spec: dict, data_path: Path, out: Path, log: Path) -> tuple[float, dict]:
     """Run `python -m lrstudy.train` as the rule does; returns (launch time, run.json)."""
-    command = [sys.executable, "-m", "lrstudy.train", "--spec", json.dumps(spec),
-               "--data", str(data_path), "--out", str(out)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        filter(None, [str(WORKFLOW), os.environ.get("PYTHONPATH")]))}  # this checkout's lrstudy
+    command = [
+        sys.executable,
+        "-m",
+        "lrstudy.train",
+        "--spec",
+        json.dumps(spec),
+        "--data",
+        str(data_path),
+        "--out",
+        str(out),
+    ]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(WORKFLOW), os.environ.get("PYTHONPATH")])),
+    }  # this checkout's lrstudy
     with open(log, "w") as handle:
         launched = time.time()
-        code = subprocess.run(command, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT,
-                              env=env).returncode
+        code = subprocess.run(
+            command, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, env=env
+        ).returncode
     if code:
         tail = log.read_text()[-3000:]
         raise RuntimeError(f"python -m lrstudy.train exited {code}; its log ends:\n{tail}")
@@ -265,8 +278,9 @@ def machine() -> dict:
     return {
         "cpu_model": model or platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),
-        "cpus_usable": (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                        else os.cpu_count()),
+        "cpus_usable": (
+            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        ),
         "versions": io.versions(),
         "host": io.host(),
     }
@@ -275,15 +289,22 @@ def machine() -> dict:
 def median_row(seconds: list[float], steps: list[int], batch: int) -> dict:
     ms = [1000 * s / n for s, n in zip(seconds, steps)]
     med = statistics.median(ms)
-    return {"ms_per_step": med, "samples_per_s": 1000 * batch / med, "repeats_ms_per_step": ms,
-            "steps": steps}
+    return {
+        "ms_per_step": med,
+        "samples_per_s": 1000 * batch / med,
+        "repeats_ms_per_step": ms,
+        "steps": steps,
+    }
 
 
 def input_row(seconds: list[float], samples: list[int], batch: int) -> dict:
     rates = [n / s for s, n in zip(seconds, samples)]
     med = statistics.median(rates)
-    return {"samples_per_s": med, "ms_per_batch": 1000 * batch / med,
-            "repeats_samples_per_s": rates}
+    return {
+        "samples_per_s": med,
+        "ms_per_batch": 1000 * batch / med,
+        "repeats_samples_per_s": rates,
+    }
 
 
 # ------------------------------------------------------------------- one function per measurement
@@ -377,7 +398,8 @@ def measure_steps(s: Setup, plans: dict[int, Plan]) -> dict:
             seconds, count = MEASUREMENTS[kind](s, plans[batch], False)
             if seconds <= 0:
                 raise RuntimeError(
-                    f"{kind} at batch {batch}: non-positive time {seconds}; raise --steps")
+                    f"{kind} at batch {batch}: non-positive time {seconds}; raise --steps"
+                )
             rows[batch][kind][0].append(seconds)
             rows[batch][kind][1].append(count)
         log(f"round {round_ + 1}/{args.repeats} done")
@@ -428,8 +450,11 @@ def measure_ranks(s: Setup, measured: dict) -> dict:
         launched, run = launch_train(spec, s.data_path, out, log_path)
         ms = 1000 * run["loop_seconds"] / run["steps"]
         per[procs] = {
-            "ms_per_step": ms, "steps": run["steps"], "plugin": run["plugin"],
-            "world_size": run["world_size"], "startup_s": run["loop_started_at"] - launched,
+            "ms_per_step": ms,
+            "steps": run["steps"],
+            "plugin": run["plugin"],
+            "world_size": run["world_size"],
+            "startup_s": run["loop_started_at"] - launched,
             "samples_per_s": 1000 * batch / ms,
         }
     ratio = per[2]["ms_per_step"] / per[1]["ms_per_step"]
@@ -457,8 +482,13 @@ def measure_study(cores: int) -> dict:
         if done.returncode:
             raise RuntimeError(f"the default study failed:\n{(done.stdout + done.stderr)[-3000:]}")
         runs = len(list((copy / "results" / "runs").glob("*/seed*/run.json")))
-    return {"wall_s": seconds, "cores": cores, "run_records": runs,
-            "command": f"snakemake --cores {cores}", "config": "config/config.yaml"}
+    return {
+        "wall_s": seconds,
+        "cores": cores,
+        "run_records": runs,
+        "command": f"snakemake --cores {cores}",
+        "config": "config/config.yaml",
+    }
 
 
 # --------------------------------------------------------------------------------------- the bench
@@ -486,8 +516,12 @@ def bench(args) -> dict:
             steps_per_epoch = len(x) // batch
             extra = max(1, round(args.steps / steps_per_epoch))  # epochs between short and long
             plans[batch] = Plan(
-                batch, {**measured, "batch_size": batch}, {**base, "batch_size": batch}, extra,
-                extra * steps_per_epoch, source_loader(mnist_root, meta, batch),
+                batch,
+                {**measured, "batch_size": batch},
+                {**base, "batch_size": batch},
+                extra,
+                extra * steps_per_epoch,
+                source_loader(mnist_root, meta, batch),
             )
         report["results"] = measure_steps(setup, plans)
         report["startup"] = measure_startup(setup, base)
@@ -506,8 +540,10 @@ def base_dataset(config_path: Path) -> dict:
 
     dataset = yaml.safe_load(config_path.read_text())["dataset"]
     if dataset.get("name", "digits") != "digits":
-        print(f"note: the bench always uses the bundled digits (config names {dataset['name']!r})",
-              file=sys.stderr)
+        print(
+            f"note: the bench always uses the bundled digits (config names {dataset['name']!r})",
+            file=sys.stderr,
+        )
     return {
         "name": "digits",
         "valid_fraction": dataset.get("valid_fraction", 0.1),
@@ -579,41 +615,55 @@ def table(report: dict) -> str:
             row, name = r[kind], f"{LABELS[kind]:34} {batch:>5}"
             if kind.endswith("_input"):
                 reps = ", ".join(f"{v:.0f}" for v in row["repeats_samples_per_s"])
-                lines.append(f"{name} {row['ms_per_batch']:>9.3f} {row['samples_per_s']:>11.0f}"
-                             f"   {reps}  (ms/batch)")
+                lines.append(
+                    f"{name} {row['ms_per_batch']:>9.3f} {row['samples_per_s']:>11.0f}"
+                    f"   {reps}  (ms/batch)"
+                )
             else:
                 reps = ", ".join(f"{v:.3f}" for v in row["repeats_ms_per_step"])
-                lines.append(f"{name} {row['ms_per_step']:>9.3f} {row['samples_per_s']:>11.0f}"
-                             f"   {reps}")
+                lines.append(
+                    f"{name} {row['ms_per_step']:>9.3f} {row['samples_per_s']:>11.0f}   {reps}"
+                )
         lines.append("")
     if "ranks" in report:
         ranks = report["ranks"]
         for procs in (1, 2):
             p = ranks[f"procs{procs}"]
             label = f"train procs={procs} ({p['plugin'].split()[0]})"
-            lines.append(f"{label:34} {ranks['batch_size']:>5} {p['ms_per_step']:>9.3f} "
-                         f"{p['samples_per_s']:>11.0f}   one run of {p['steps']} steps "
-                         "(subprocess)")
+            lines.append(
+                f"{label:34} {ranks['batch_size']:>5} {p['ms_per_step']:>9.3f} "
+                f"{p['samples_per_s']:>11.0f}   one run of {p['steps']} steps "
+                "(subprocess)"
+            )
         lines.append("")
     if "study" in report:
         study = report["study"]
-        lines += [f"default study ({study['command']}, {study['config']}, empty results/): "
-                  f"{study['wall_s']:.1f} s wall time", ""]
+        lines += [
+            f"default study ({study['command']}, {study['config']}, empty results/): "
+            f"{study['wall_s']:.1f} s wall time",
+            "",
+        ]
     ratio = report["ratios"]
     lines.append("other ratios (medians of per-round ratios)")
     for batch in report["results"]:
-        lines.append(f"  b'/b evals+checkpoints as configured / none   batch {batch:>4}: "
-                     f"{ratio['configured_over_b'][batch]:.3f}")
+        lines.append(
+            f"  b'/b evals+checkpoints as configured / none   batch {batch:>4}: "
+            f"{ratio['configured_over_b'][batch]:.3f}"
+        )
     if "ranks" in report:
         ranks = report["ranks"]
-        lines.append(f"  procs=2 / procs=1, ms/step (one run each)     batch "
-                     f"{ranks['batch_size']:>4}: {ranks['procs2_over_procs1']:.2f}")
+        lines.append(
+            f"  procs=2 / procs=1, ms/step (one run each)     batch "
+            f"{ranks['batch_size']:>4}: {ranks['procs2_over_procs1']:.2f}"
+        )
     lines += ["", "target ratios (medians of per-round ratios)"]
     for name, comparison, limit, label in TARGETS:
         for batch in report["results"]:
             met = _met(report, f"{name}@{batch}")
-            lines.append(f"  {label:62} batch {batch:>4}: {ratio[name][batch]:.3f}"
-                         f"  (target {comparison} {limit:g}) {met}")
+            lines.append(
+                f"  {label:62} batch {batch:>4}: {ratio[name][batch]:.3f}"
+                f"  (target {comparison} {limit:g}) {met}"
+            )
     s = report["startup"]
     runs = ", ".join(f"{v:.2f}" for v in s["ours_runs_s"])
     floors = ", ".join(f"{v:.2f}" for v in s["floor_runs_s"])
@@ -633,34 +683,62 @@ def _met(report: dict, key: str) -> str:
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add = parser.add_argument
-    add("--steps", type=int, default=200,
-        help="training steps measured per repeat and batch size (rounded to whole epochs)")
-    add("--repeats", type=int, default=5,
-        help="interleaved rounds; the median is reported (at least 3 outside --tiny)")
+    add(
+        "--steps",
+        type=int,
+        default=200,
+        help="training steps measured per repeat and batch size (rounded to whole epochs)",
+    )
+    add(
+        "--repeats",
+        type=int,
+        default=5,
+        help="interleaved rounds; the median is reported (at least 3 outside --tiny)",
+    )
     add("--startup-repeats", type=int, default=3)
     add("--threads", type=int, default=1, help="torch.set_num_threads for every measurement")
     add("--batch-sizes", type=int, nargs="+", default=[32, 128])
-    add("--min-input-seconds", type=float, default=0.2,
-        help="shortest timing of an input path alone")
-    add("--ranks", action=argparse.BooleanOptionalAction, default=None,
-        help="also time train at procs=2 vs procs=1 (default: on, off with --tiny)")
-    add("--study", action=argparse.BooleanOptionalAction, default=None,
+    add(
+        "--min-input-seconds",
+        type=float,
+        default=0.2,
+        help="shortest timing of an input path alone",
+    )
+    add(
+        "--ranks",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also time train at procs=2 vs procs=1 (default: on, off with --tiny)",
+    )
+    add(
+        "--study",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="also time the default study, `snakemake --cores N` from an empty results/ in a "
-             "temporary copy of the workflow (minutes; default: on, off with --tiny)")
+        "temporary copy of the workflow (minutes; default: on, off with --tiny)",
+    )
     add("--study-cores", type=int, default=4, help="--cores of the timed study")
     add("--config", type=Path, default=REPO / "config" / "config.yaml")
     add("--run", help="the config run whose spec is benchmarked (default: the first scheduled run)")
-    add("--device", default="cpu",
-        help="device of the training runs (the plain loop and the input paths alone: the CPU)")
-    add("--tiny", action="store_true",
-        help="a few steps, one repeat, one start-up: proves the bench runs (for the test)")
+    add(
+        "--device",
+        default="cpu",
+        help="device of the training runs (the plain loop and the input paths alone: the CPU)",
+    )
+    add(
+        "--tiny",
+        action="store_true",
+        help="a few steps, one repeat, one start-up: proves the bench runs (for the test)",
+    )
     add("--out", type=Path, default=Path("results/bench/bench.json"))
     args = parser.parse_args(argv)
     if args.tiny:
         args.steps, args.repeats, args.startup_repeats, args.min_input_seconds = 20, 1, 1, 0.0
     elif args.repeats < 3 or args.startup_repeats < 3:
-        parser.error("--repeats and --startup-repeats must be at least 3 (medians of 3 or more); "
-                     "use --tiny for a smoke run")
+        parser.error(
+            "--repeats and --startup-repeats must be at least 3 (medians of 3 or more); "
+            "use --tiny for a smoke run"
+        )
     return args
 
 

@@ -30,8 +30,17 @@ COMMANDS = {
 
 def usage() -> str:
     width = max(map(len, COMMANDS))
-    lines = [f"  {name:<{width}}  {text}  (python -m lrstudy.{module})" for name, (module, _, text) in COMMANDS.items()]
-    return "usage: lrstudy [-h] [--version] COMMAND [ARGS...]\n\n" + __doc__.split("\n\n")[0] + "\n\ncommands:\n" + "\n".join(lines) + "\n"
+    lines = [
+        f"  {name:<{width}}  {text}  (python -m lrstudy.{module})"
+        for name, (module, _, text) in COMMANDS.items()
+    ]
+    return (
+        "usage: lrstudy [-h] [--version] COMMAND [ARGS...]\n\n"
+        + __doc__.split("\n\n")[0]
+        + "\n\ncommands:\n"
+        + "\n".join(lines)
+        + "\n"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,10 +55,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
-        print(f"lrstudy: unknown command {command!r}; choose one of {', '.join(COMMANDS)}\n\n{usage()}", file=sys.stderr)
+        print(
+            f"lrstudy: unknown command {command!r}; choose one of {', '.join(COMMANDS)}\n\n{usage()}",
+            file=sys.stderr,
+        )
         return 2
     module, before, _ = COMMANDS[command]
-    program, sys.argv[0] = sys.argv[0], f"lrstudy {command}"  # argparse names the program in usage lines
+    program, sys.argv[0] = (
+        sys.argv[0],
+        f"lrstudy {command}",
+    )  # argparse names the program in usage lines
     try:
         result = importlib.import_module(f"lrstudy.{module}").main([*before, *rest])
     finally:

@@ -1,11 +1,11 @@
 """Metric aggregation: every run folder into the study's tables, and the choice of the best runs.
 
-    results/tables/steps.csv    run, seed, step, epoch, lr, train_loss, smoothed_loss
-    results/tables/evals.csv    run, seed, step, epoch, split, loss, accuracy
-    results/tables/summary.csv  one row per run and seed (SUMMARY_FIELDS)
-    results/tables/best.csv     the best scheduled runs by a metric's mean over seeds
-    results/tables/comparison.csv  every scheduled run against the #1: 95 % t-intervals over seeds
-                                and a paired t-test (seeds pair runs: same initial weights, same batches)
+results/tables/steps.csv    run, seed, step, epoch, lr, train_loss, smoothed_loss
+results/tables/evals.csv    run, seed, step, epoch, split, loss, accuracy
+results/tables/summary.csv  one row per run and seed (SUMMARY_FIELDS)
+results/tables/best.csv     the best scheduled runs by a metric's mean over seeds
+results/tables/comparison.csv  every scheduled run against the #1: 95 % t-intervals over seeds
+                            and a paired t-test (seeds pair runs: same initial weights, same batches)
 """
 
 from __future__ import annotations
@@ -22,9 +22,22 @@ from scipy import stats
 from lrstudy.io import atomic_path
 
 SUMMARY_FIELDS = [
-    "run", "seed", "kind", "scheduler", "optimizer", "status", "steps", "final_train_loss", "final_valid_loss",
-    "best_valid_loss", "final_valid_accuracy", "best_valid_accuracy", "test_loss", "test_accuracy",
-    "steps_to_target", "wall_seconds",
+    "run",
+    "seed",
+    "kind",
+    "scheduler",
+    "optimizer",
+    "status",
+    "steps",
+    "final_train_loss",
+    "final_valid_loss",
+    "best_valid_loss",
+    "final_valid_accuracy",
+    "best_valid_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "steps_to_target",
+    "wall_seconds",
 ]
 METRICS = ("final_valid_loss", "best_valid_loss", "test_loss", "final_train_loss")
 
@@ -55,7 +68,9 @@ def summarise(run: dict, steps: pd.DataFrame, evals: pd.DataFrame, target: float
     }
 
 
-def aggregate(run_files: list[Path], target: float) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def aggregate(
+    run_files: list[Path], target: float
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     all_steps, all_evals, rows = [], [], []
     for path in run_files:
         run = json.loads(Path(path).read_text())
@@ -64,17 +79,27 @@ def aggregate(run_files: list[Path], target: float) -> tuple[pd.DataFrame, pd.Da
         rows.append(summarise(run, steps, evals, target))
         for frame, bucket in ((steps, all_steps), (evals, all_evals)):
             bucket.append(frame.assign(run=run["run"], seed=run["seed"]))
-    order = lambda frame: frame[["run", "seed"] + [c for c in frame.columns if c not in ("run", "seed")]]  # noqa: E731
+    order = lambda frame: frame[
+        ["run", "seed"] + [c for c in frame.columns if c not in ("run", "seed")]
+    ]  # noqa: E731
     summary = pd.DataFrame(rows, columns=SUMMARY_FIELDS)
     summary["steps_to_target"] = summary["steps_to_target"].astype("Int64")
-    return order(pd.concat(all_steps, ignore_index=True)), order(pd.concat(all_evals, ignore_index=True)), summary
+    return (
+        order(pd.concat(all_steps, ignore_index=True)),
+        order(pd.concat(all_evals, ignore_index=True)),
+        summary,
+    )
 
 
 def eligible(summary: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Scheduled runs every seed of which completed with a finite `metric`: the ones that may be
     best. Range tests never qualify, nor a run any seed of which diverged or collapsed."""
     scheduled = summary[summary["kind"] == "scheduled"]
-    bad = set(scheduled.loc[(scheduled["status"] != "completed") | ~scheduled[metric].map(math.isfinite), "run"])
+    bad = set(
+        scheduled.loc[
+            (scheduled["status"] != "completed") | ~scheduled[metric].map(math.isfinite), "run"
+        ]
+    )
     return scheduled[~scheduled["run"].isin(bad)]
 
 
@@ -124,8 +149,22 @@ def paired_p(ours: pd.Series, best: pd.Series) -> float:
 
 
 COMPARISON_FIELDS = [
-    "rank", "run", "status", "n_seeds", "metric", "mean", "std", "ci_low", "ci_high", "test_accuracy_mean",
-    "test_accuracy_ci_low", "test_accuracy_ci_high", "median_steps_to_target", "p_value", "tied_with_best", "note",
+    "rank",
+    "run",
+    "status",
+    "n_seeds",
+    "metric",
+    "mean",
+    "std",
+    "ci_low",
+    "ci_high",
+    "test_accuracy_mean",
+    "test_accuracy_ci_low",
+    "test_accuracy_ci_high",
+    "median_steps_to_target",
+    "p_value",
+    "tied_with_best",
+    "note",
 ]
 
 
@@ -135,7 +174,9 @@ def compare(summary: pd.DataFrame, metric: str, alpha: float = 0.05) -> pd.DataF
     scheduled = summary[summary["kind"] == "scheduled"]
     ranked = choose_best(summary, metric, len(scheduled))
     top = ranked["run"].iloc[0] if len(ranked) else None
-    by_seed = scheduled.pivot_table(index="seed", columns="run", values=metric, aggfunc="first", dropna=False)
+    by_seed = scheduled.pivot_table(
+        index="seed", columns="run", values=metric, aggfunc="first", dropna=False
+    )
     rows = []
     for run, group in scheduled.groupby("run", sort=False):
         mean, sd, low, high = t_interval(group[metric])
@@ -147,20 +188,35 @@ def compare(summary: pd.DataFrame, metric: str, alpha: float = 0.05) -> pd.DataF
         notes = [f"{len(group)} seed: no interval or test" if len(group) < 2 else ""]
         if statuses.index.tolist() != ["completed"]:
             notes.append(", ".join(f"{n} {s}" for s, n in statuses.items()))
-        rows.append({
-            "run": run, "status": statuses.index[0] if len(statuses) == 1 else "mixed", "n_seeds": len(group),
-            "metric": metric, "mean": mean, "std": sd, "ci_low": low, "ci_high": high,
-            "test_accuracy_mean": acc_mean, "test_accuracy_ci_low": acc_low, "test_accuracy_ci_high": acc_high,
-            "median_steps_to_target": median_steps if math.isfinite(median_steps) else None,
-            "p_value": p, "note": "; ".join(n for n in notes if n),
-            "tied_with_best": bool(run in set(ranked["run"]) and run != top and p >= alpha) if math.isfinite(p) else None,
-        })
+        rows.append(
+            {
+                "run": run,
+                "status": statuses.index[0] if len(statuses) == 1 else "mixed",
+                "n_seeds": len(group),
+                "metric": metric,
+                "mean": mean,
+                "std": sd,
+                "ci_low": low,
+                "ci_high": high,
+                "test_accuracy_mean": acc_mean,
+                "test_accuracy_ci_low": acc_low,
+                "test_accuracy_ci_high": acc_high,
+                "median_steps_to_target": median_steps if math.isfinite(median_steps) else None,
+                "p_value": p,
+                "note": "; ".join(n for n in notes if n),
+                "tied_with_best": bool(run in set(ranked["run"]) and run != top and p >= alpha)
+                if math.isfinite(p)
+                else None,
+            }
+        )
     frame = pd.DataFrame(rows)
     if not len(frame):
         return pd.DataFrame(columns=COMPARISON_FIELDS)
     frame["rank"] = frame["run"].map(dict(zip(ranked["run"], ranked["rank"]))).astype("Int64")
     frame["tied_with_best"] = frame["tied_with_best"].astype("boolean")
-    return frame.sort_values(["rank", "mean", "run"], na_position="last", kind="stable")[COMPARISON_FIELDS]
+    return frame.sort_values(["rank", "mean", "run"], na_position="last", kind="stable")[
+        COMPARISON_FIELDS
+    ]
 
 
 def mark_ties(best: pd.DataFrame, comparison: pd.DataFrame) -> pd.DataFrame:
@@ -176,16 +232,26 @@ def write(frame: pd.DataFrame, path: Path) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="Aggregate run folders into the study's tables.")
-    parser.add_argument("run_files", nargs="+", type=Path, help="the run.json of every run and seed")
+    parser.add_argument(
+        "run_files", nargs="+", type=Path, help="the run.json of every run and seed"
+    )
     parser.add_argument("--out", required=True, type=Path, help="tables folder")
-    parser.add_argument("--target", type=float, required=True, help="valid-loss target for steps_to_target")
+    parser.add_argument(
+        "--target", type=float, required=True, help="valid-loss target for steps_to_target"
+    )
     parser.add_argument("--best-metric", default="final_valid_loss", choices=METRICS)
     parser.add_argument("--best-count", type=int, default=3)
     args = parser.parse_args(argv)
     steps, evals, summary = aggregate(args.run_files, args.target)
     comparison = compare(summary, args.best_metric)
     best = mark_ties(choose_best(summary, args.best_metric, args.best_count), comparison)
-    tables = {"steps": steps, "evals": evals, "summary": summary, "best": best, "comparison": comparison}
+    tables = {
+        "steps": steps,
+        "evals": evals,
+        "summary": summary,
+        "best": best,
+        "comparison": comparison,
+    }
     for name, frame in tables.items():
         write(frame, args.out / f"{name}.csv")
     print(summary.to_string(index=False))

@@ -38,7 +38,9 @@ def _mapping(loader, node, deep=False):
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
-            raise ConfigError(str(key), f"appears twice in the same mapping (line {key_node.start_mark.line + 1})")
+            raise ConfigError(
+                str(key), f"appears twice in the same mapping (line {key_node.start_mark.line + 1})"
+            )
         seen.add(key)
     return yaml.SafeLoader.construct_mapping(loader, node, deep)
 
@@ -86,7 +88,9 @@ def command_line_numbers(config, overrides) -> None:
                 node[path[-1]] = int(text) if _INTEGER.fullmatch(text) else float(text)
 
 
-def validate(config, configfiles=(), executor: str | None = "local", local_gpus: int = 0, overrides=None) -> None:
+def validate(
+    config, configfiles=(), executor: str | None = "local", local_gpus: int = 0, overrides=None
+) -> None:
     """All the checks the DAG build runs: numbers in `--config` lists (`overrides`, see
     command_line_numbers), Snakemake's schema validation (filling in defaults), duplicate keys in
     the config files, then `check`. Raises ConfigError naming the key."""
@@ -112,7 +116,10 @@ def range_runs(config) -> list[str]:
 
 def uses_auto(config, name: str) -> bool:
     run = config["runs"][name]
-    return "auto" in run.get("kwargs", {}).values() or run_optimizer(config, name).get("kwargs", {}).get("lr") == "auto"
+    return (
+        "auto" in run.get("kwargs", {}).values()
+        or run_optimizer(config, name).get("kwargs", {}).get("lr") == "auto"
+    )
 
 
 def run_optimizer(config, name: str) -> dict:
@@ -138,12 +145,17 @@ def check_auto(config) -> None:
         (f"runs.{name}.auto_from", run.get("auto_from")) for name, run in config["runs"].items()
     ]:
         if chosen and chosen not in tests:
-            raise ConfigError(key, f"{chosen!r} is not a range-test run; range tests: {', '.join(tests) or 'none'}")
+            raise ConfigError(
+                key,
+                f"{chosen!r} is not a range-test run; range tests: {', '.join(tests) or 'none'}",
+            )
     for name in config["runs"]:
         if not uses_auto(config, name):
             continue
         if not tests:
-            raise ConfigError(f"runs.{name}", "uses `auto` but no run is a range_test to take it from")
+            raise ConfigError(
+                f"runs.{name}", "uses `auto` but no run is a range_test to take it from"
+            )
         source = auto_source(config, name)
         ours, theirs = run_optimizer(config, name)["name"], run_optimizer(config, source)["name"]
         if ours != theirs:
@@ -184,14 +196,20 @@ def check(config, executor: str | None = "local", local_gpus: int = 0) -> None:
         if "range_test" in run:
             test = run["range_test"]
             if test["end_lr"] <= test["start_lr"]:
-                raise ConfigError(f"{key}.range_test.end_lr", f"{test['end_lr']} must exceed start_lr {test['start_lr']}")
+                raise ConfigError(
+                    f"{key}.range_test.end_lr",
+                    f"{test['end_lr']} must exceed start_lr {test['start_lr']}",
+                )
         else:
             check_composition(key, run)
             try:
                 schedules.check_scheduler(run["scheduler"], scheduler_kwargs(run))
             except schedules.ScheduleError as error:
                 raise ConfigError(f"{key}.{error.key}", str(error)) from None
-        for opt_key, optimizer in (("optimizer", config["optimizer"]), (f"{key}.optimizer", run.get("optimizer"))):
+        for opt_key, optimizer in (
+            ("optimizer", config["optimizer"]),
+            (f"{key}.optimizer", run.get("optimizer")),
+        ):
             if optimizer is not None:
                 try:
                     schedules.check_optimizer(optimizer["name"], optimizer.get("kwargs", {}))
@@ -209,18 +227,30 @@ def check_composition(key: str, run: dict) -> None:
     sequential = run["scheduler"] == schedules.SEQUENTIAL
     for part in ("schedulers", "milestones"):
         if sequential and part not in run:
-            raise ConfigError(f"{key}.{part}", f"a {schedules.SEQUENTIAL} run needs `schedulers` (its children) and `milestones`")
+            raise ConfigError(
+                f"{key}.{part}",
+                f"a {schedules.SEQUENTIAL} run needs `schedulers` (its children) and `milestones`",
+            )
         if not sequential and part in run:
-            raise ConfigError(f"{key}.{part}", f"only a {schedules.SEQUENTIAL} run has `{part}`; "
-                f"this run's scheduler is {run['scheduler']}")
+            raise ConfigError(
+                f"{key}.{part}",
+                f"only a {schedules.SEQUENTIAL} run has `{part}`; "
+                f"this run's scheduler is {run['scheduler']}",
+            )
     if sequential and run.get("kwargs"):
-        raise ConfigError(f"{key}.kwargs", f"a {schedules.SEQUENTIAL} run takes `schedulers` and `milestones`, not `kwargs`")
+        raise ConfigError(
+            f"{key}.kwargs",
+            f"a {schedules.SEQUENTIAL} run takes `schedulers` and `milestones`, not `kwargs`",
+        )
 
 
 def scheduler_kwargs(run: dict) -> dict:
     """The scheduler's keyword arguments; SequentialLR's are its children and milestones."""
     if run["scheduler"] == schedules.SEQUENTIAL:
-        return {"schedulers": copy.deepcopy(run["schedulers"]), "milestones": list(run["milestones"])}
+        return {
+            "schedulers": copy.deepcopy(run["schedulers"]),
+            "milestones": list(run["milestones"]),
+        }
     return copy.deepcopy(run.get("kwargs", {}))
 
 
@@ -230,35 +260,68 @@ def check_report(config) -> None:
     for section, names in config["report"]["sections"].items():
         for name in names:
             if name not in runs:
-                raise ConfigError(f"report.sections.{section}", f"names run {name!r}, which is not in `runs` ({', '.join(runs)})")
+                raise ConfigError(
+                    f"report.sections.{section}",
+                    f"names run {name!r}, which is not in `runs` ({', '.join(runs)})",
+                )
             if (section == "range_test") != (name in tests):
-                want = "range-test runs" if section == "range_test" else "scheduled runs (not range tests)"
-                raise ConfigError(f"report.sections.{section}", f"must name {want}; {name!r} is not one")
+                want = (
+                    "range-test runs"
+                    if section == "range_test"
+                    else "scheduled runs (not range tests)"
+                )
+                raise ConfigError(
+                    f"report.sections.{section}", f"must name {want}; {name!r} is not one"
+                )
     scheduled = [n for n in runs if n not in tests]
     if len(scheduled) < config["report"]["best_count"]:
-        raise ConfigError("report.best_count", f"{config['report']['best_count']} best of only {len(scheduled)} scheduled runs")
+        raise ConfigError(
+            "report.best_count",
+            f"{config['report']['best_count']} best of only {len(scheduled)} scheduled runs",
+        )
 
 
 def check_device(config, executor: str, local_gpus: int) -> None:
     plan = device_plan(config, executor, local_gpus)
     if config["device"] == "cuda" and executor != "slurm" and local_gpus == 0:
-        raise ConfigError("device", "is `cuda` (gpus per job: %d) but this machine shows no GPU; use `auto` or `cpu`" % config["gpus"])
+        raise ConfigError(
+            "device",
+            f"is `cuda` (gpus per job: {config['gpus']}) but this machine shows no GPU; "
+            "use `auto` or `cpu`",
+        )
     if plan == "cuda" and executor != "slurm" and config["gpus"] > local_gpus:
-        raise ConfigError("gpus", f"{config['gpus']} GPUs per job, but this machine shows {local_gpus}")
+        raise ConfigError(
+            "gpus", f"{config['gpus']} GPUs per job, but this machine shows {local_gpus}"
+        )
     if config["plugin"] in CUDA_PLUGINS and plan != "cuda":
-        raise ConfigError("plugin", f"`{config['plugin']}` needs CUDA, and this run is planned on the CPU; "
-            "choose auto, none or torch_ddp")
+        raise ConfigError(
+            "plugin",
+            f"`{config['plugin']}` needs CUDA, and this run is planned on the CPU; "
+            "choose auto, none or torch_ddp",
+        )
     world = world_size(config, plan)
     if config["plugin"] == "none" and world > 1:
-        raise ConfigError("plugin", f"`none` runs a single rank, but the job has {world} ranks; choose auto or torch_ddp")
+        raise ConfigError(
+            "plugin",
+            f"`none` runs a single rank, but the job has {world} ranks; choose auto or torch_ddp",
+        )
     if config["batch_size"] % world:
-        raise ConfigError("batch_size", f"{config['batch_size']} is the global batch and must divide by the {world} ranks")
+        raise ConfigError(
+            "batch_size",
+            f"{config['batch_size']} is the global batch and must divide by the {world} ranks",
+        )
     if config["precision"] == "fp16" and plan == "cpu":
-        raise ConfigError("precision", "fp16 needs CUDA, and this run is planned on the CPU; "
-            "use bf16 (torch.autocast) or fp32")
+        raise ConfigError(
+            "precision",
+            "fp16 needs CUDA, and this run is planned on the CPU; "
+            "use bf16 (torch.autocast) or fp32",
+        )
     if plan == "cpu" and world > 1 and config["model"] == "resnet18":
-        raise ConfigError("procs", "resnet18 has BatchNorm, which TorchDDPPlugin turns into SyncBatchNorm, "
-            "unsupported on the CPU")
+        raise ConfigError(
+            "procs",
+            "resnet18 has BatchNorm, which TorchDDPPlugin turns into SyncBatchNorm, "
+            "unsupported on the CPU",
+        )
 
 
 def check_dataset(dataset) -> None:
@@ -275,7 +338,8 @@ def check_dataset(dataset) -> None:
             "dataset.data_dir",
             f"{folder} lacks {', '.join(missing)} (raw {dataset['name']} files): "
             "set `dataset.data_dir` to a folder "
-            "holding them" + ("" if dataset["name"] == "mnist10k" else ", or `dataset.download: true`"),
+            "holding them"
+            + ("" if dataset["name"] == "mnist10k" else ", or `dataset.download: true`"),
         )
 
 
@@ -288,7 +352,20 @@ def run_spec(config, name: str, seed: int) -> dict:
         "dataset": config["dataset"]["name"],
         "model": config["model"],
         "optimizer": copy.deepcopy(run.get("optimizer", config["optimizer"])),
-        **{k: config[k] for k in ("batch_size", "epochs", "eval_every", "threads", "device", "gpus", "procs", "plugin", "precision")},
+        **{
+            k: config[k]
+            for k in (
+                "batch_size",
+                "epochs",
+                "eval_every",
+                "threads",
+                "device",
+                "gpus",
+                "procs",
+                "plugin",
+                "precision",
+            )
+        },
         **{k: config[k] for k in ("checkpoint_every", "keep_checkpoints", "tensorboard")},
     }
     if "range_test" in run:
@@ -297,7 +374,10 @@ def run_spec(config, name: str, seed: int) -> dict:
         spec["scheduler"] = {"class": run["scheduler"], "kwargs": scheduler_kwargs(run)}
     if uses_auto(config, name):
         source = auto_source(config, name)
-        spec["auto_from"] = {"run": source, "optimizer": copy.deepcopy(run_optimizer(config, source))}
+        spec["auto_from"] = {
+            "run": source,
+            "optimizer": copy.deepcopy(run_optimizer(config, source)),
+        }
     return spec
 
 

@@ -79,7 +79,11 @@ def fetch(dataset: dict, folder: Path) -> dict[str, str]:
             "put the files in `dataset.data_dir` or set `dataset.download: true`"
         )
     sums = {filename: md5(folder / filename) for filename in expected}
-    bad = [f"{folder / f}: MD5 {sums[f]}, expected {want}" for f, want in expected.items() if sums[f] != want]
+    bad = [
+        f"{folder / f}: MD5 {sums[f]}, expected {want}"
+        for f, want in expected.items()
+        if sums[f] != want
+    ]
     if bad and dataset.get("verify_md5", True):
         raise DatasetError(
             f"checksum mismatch for {'; '.join(bad)} (truncated or corrupted download? delete and fetch again)"
@@ -117,14 +121,18 @@ def read_idx(path: Path) -> np.ndarray:
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(shape)):
-        raise DatasetError(f"{path}: header says {shape}, file holds {data.size} values (truncated?)")
+        raise DatasetError(
+            f"{path}: header says {shape}, file holds {data.size} values (truncated?)"
+        )
     return data.reshape(shape)
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
     """Write unsigned bytes as an IDX file (gzipped when the name ends in .gz): read_idx's inverse."""
     array = np.ascontiguousarray(array, dtype=np.uint8)
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(n).to_bytes(4, "big") for n in array.shape
+    )
     opener = gzip.open if Path(path).suffix == ".gz" else open
     with opener(path, "wb") as handle:
         handle.write(header + array.tobytes())
@@ -136,14 +144,23 @@ def read_cifar10(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     with tarfile.open(path, "r:gz") as tar:
         for member in sorted(tar.getmembers(), key=lambda m: m.name):
             base = Path(member.name).name
-            split = "train" if base.startswith("data_batch") else "test" if base == "test_batch" else None
+            split = (
+                "train"
+                if base.startswith("data_batch")
+                else "test"
+                if base == "test_batch"
+                else None
+            )
             if split:
                 batch = pickle.load(tar.extractfile(member), encoding="latin1")
                 x = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
                 parts[split].append((x, np.asarray(batch["labels"], dtype=np.int64)))
     if not parts["train"] or not parts["test"]:
         raise DatasetError(f"{path} holds no data_batch_* or test_batch member")
-    return {s: (np.concatenate([p[0] for p in v]), np.concatenate([p[1] for p in v])) for s, v in parts.items()}
+    return {
+        s: (np.concatenate([p[0] for p in v]), np.concatenate([p[1] for p in v]))
+        for s, v in parts.items()
+    }
 
 
 def to_32(images: np.ndarray, scale: float = 1.0) -> torch.Tensor:
@@ -177,7 +194,9 @@ def load_raw(dataset: dict, folder: Path) -> dict[str, tuple[torch.Tensor, np.nd
         from sklearn.datasets import load_digits
 
         digits = load_digits()  # bundled with scikit-learn: 1797 real 8x8 digits, values 0..16
-        keep, test = stratified_split(digits.target, dataset["test_fraction"], dataset["split_seed"])
+        keep, test = stratified_split(
+            digits.target, dataset["test_fraction"], dataset["split_seed"]
+        )
         x = to_32(digits.images, scale=255.0 / 16.0)
         y = digits.target.astype(np.int64)
         return {"train": (x[keep], y[keep]), "test": (x[test], y[test])}
@@ -196,10 +215,16 @@ def load_raw(dataset: dict, folder: Path) -> dict[str, tuple[torch.Tensor, np.nd
     }
 
 
-def prepare(dataset: dict, out: Path, manifest_path: Path, resources: Path = Path("resources")) -> dict:
+def prepare(
+    dataset: dict, out: Path, manifest_path: Path, resources: Path = Path("resources")
+) -> dict:
     """Build the prepared tensor file and its manifest; returns the manifest."""
     folder = raw_dir(dataset, resources)
-    sources = fetch(dataset, folder) if dataset["name"] != "digits" else {"sklearn.datasets.load_digits": "bundled"}
+    sources = (
+        fetch(dataset, folder)
+        if dataset["name"] != "digits"
+        else {"sklearn.datasets.load_digits": "bundled"}
+    )
     parts = load_raw(dataset, folder)
     x_all, y_all = parts["train"]
     train, valid = stratified_split(y_all, dataset["valid_fraction"], dataset["split_seed"])
@@ -222,10 +247,15 @@ def prepare(dataset: dict, out: Path, manifest_path: Path, resources: Path = Pat
         "mean": mean,
         "std": std,
         "sizes": {s: int(len(y)) for s, (_, y) in splits.items()},
-        "class_counts": {s: np.bincount(y.numpy(), minlength=num_classes).tolist() for s, (_, y) in splits.items()},
+        "class_counts": {
+            s: np.bincount(y.numpy(), minlength=num_classes).tolist()
+            for s, (_, y) in splits.items()
+        },
     }
     payload = {s: {"x": x.contiguous(), "y": y.contiguous()} for s, (x, y) in splits.items()}
-    payload["meta"] = {k: manifest[k] for k in ("dataset", "mean", "std", "num_classes", "image_shape")}
+    payload["meta"] = {
+        k: manifest[k] for k in ("dataset", "mean", "std", "num_classes", "image_shape")
+    }
     with atomic_path(out) as tmp:
         torch.save(payload, tmp)
     write_json(manifest_path, manifest)
@@ -258,8 +288,12 @@ def load_prepared(path: Path, device: str | torch.device = "cpu") -> dict:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="Prepare a dataset as one tensor file and a manifest.")
-    parser.add_argument("--dataset", required=True, help="the `dataset` section of the config, as JSON")
+    parser = argparse.ArgumentParser(
+        description="Prepare a dataset as one tensor file and a manifest."
+    )
+    parser.add_argument(
+        "--dataset", required=True, help="the `dataset` section of the config, as JSON"
+    )
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--manifest", required=True, type=Path)
     parser.add_argument("--resources", default="resources", type=Path)

@@ -12,6 +12,7 @@ exits, however it dies (SIGKILL included): a stale lock file is never a held
 lock.  The lock directory must be on a local file system shared by every job
 of the machine (e.g. under /tmp), not NFS.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -20,7 +21,7 @@ import os
 import re
 import socket
 import time
-from typing import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 
 class GpuLeaseTimeout(TimeoutError):
@@ -45,6 +46,7 @@ def visible_gpu_ids(env: Mapping[str, str] | None = None) -> list[str]:
         return ids
     try:
         import torch
+
         count = torch.cuda.device_count()
     except Exception:  # no torch, or a torch without CUDA support
         count = 0
@@ -100,8 +102,13 @@ def _holders(lock_dir: str, ids: Sequence[str]) -> str:
 
 
 @contextlib.contextmanager
-def lease(count: int, lock_dir: str | os.PathLike, ids: Sequence[str] | None = None,
-          timeout: float | None = None, poll: float = 0.2) -> Iterator[list[str]]:
+def lease(
+    count: int,
+    lock_dir: str | os.PathLike,
+    ids: Sequence[str] | None = None,
+    timeout: float | None = None,
+    poll: float = 0.2,
+) -> Iterator[list[str]]:
     """Hold ``count`` of ``ids`` (default: visible_gpu_ids()) exclusively; yield them.
 
     Waits, retrying every ``poll`` seconds, until ``count`` ids are free at
@@ -140,7 +147,8 @@ def lease(count: int, lock_dir: str | os.PathLike, ids: Sequence[str] | None = N
         if deadline is not None and now >= deadline:
             raise GpuLeaseTimeout(
                 f"could not lease {count} of GPU ids {ids} within {timeout}s; "
-                f"lock dir {lock_dir} (holders: {_holders(lock_dir, ids)})")
+                f"lock dir {lock_dir} (holders: {_holders(lock_dir, ids)})"
+            )
         time.sleep(poll if deadline is None else max(0.0, min(poll, deadline - now)))
     try:
         yield list(held)
@@ -150,8 +158,13 @@ def lease(count: int, lock_dir: str | os.PathLike, ids: Sequence[str] | None = N
 
 
 @contextlib.contextmanager
-def assign(count: int, lock_dir: str | os.PathLike, env: Mapping[str, str] | None = None,
-           timeout: float | None = None, poll: float = 0.2) -> Iterator[list[str]]:
+def assign(
+    count: int,
+    lock_dir: str | os.PathLike,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    poll: float = 0.2,
+) -> Iterator[list[str]]:
     """GPU ids for one training job; what the entry point calls.
 
     Under SLURM (SLURM_JOB_ID set) the job already owns the GPUs in its
@@ -166,8 +179,10 @@ def assign(count: int, lock_dir: str | os.PathLike, env: Mapping[str, str] | Non
     if "SLURM_JOB_ID" in env:
         ids = visible_gpu_ids({"CUDA_VISIBLE_DEVICES": env.get("CUDA_VISIBLE_DEVICES", "")})
         if count < 0 or count > len(ids):
-            raise ValueError(f"asked for {count} GPU(s) but SLURM job {env['SLURM_JOB_ID']} "
-                             f"has {len(ids)}: CUDA_VISIBLE_DEVICES={ids}")
+            raise ValueError(
+                f"asked for {count} GPU(s) but SLURM job {env['SLURM_JOB_ID']} "
+                f"has {len(ids)}: CUDA_VISIBLE_DEVICES={ids}"
+            )
         yield ids[:count]
         return
     with lease(count, lock_dir, ids=visible_gpu_ids(env), timeout=timeout, poll=poll) as ids:

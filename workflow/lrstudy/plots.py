@@ -48,7 +48,12 @@ LEGEND_WIDTH = 1.5
 LOG_RATIO = 30.0
 LR_LOG_RATIO = 150.0
 SUGGESTION_STYLES = {"minimum": ":", "steep": "--", "valley": "-", "slide": "-."}
-SUGGESTION_COLORS = {"minimum": "#7f7f7f", "steep": "#d62728", "valley": "#2ca02c", "slide": "#9467bd"}
+SUGGESTION_COLORS = {
+    "minimum": "#7f7f7f",
+    "steep": "#d62728",
+    "valley": "#2ca02c",
+    "slide": "#9467bd",
+}
 STYLE = {
     "font.size": 8.5,
     "axes.titlesize": 9,
@@ -68,8 +73,15 @@ STYLE = {
 class Tables:
     """The aggregate tables, with non-finite values as NaN, and per-run helpers."""
 
-    def __init__(self, steps: pd.DataFrame, evals: pd.DataFrame, summary: pd.DataFrame,
-                 best: pd.DataFrame, suggestions: dict | None = None, runs_dir: Path | None = None):
+    def __init__(
+        self,
+        steps: pd.DataFrame,
+        evals: pd.DataFrame,
+        summary: pd.DataFrame,
+        best: pd.DataFrame,
+        suggestions: dict | None = None,
+        runs_dir: Path | None = None,
+    ):
         self.steps = steps.replace([np.inf, -np.inf], np.nan)
         self.evals = evals.replace([np.inf, -np.inf], np.nan)
         self.summary = summary
@@ -78,7 +90,7 @@ class Tables:
         self.runs_dir = runs_dir
 
     @classmethod
-    def read(cls, folder: Path, runs_dir: Path | None, range_runs: list[str]) -> "Tables":
+    def read(cls, folder: Path, runs_dir: Path | None, range_runs: list[str]) -> Tables:
         folder = Path(folder)
         names = ("steps", "evals", "summary", "best")
         frames = [pd.read_csv(folder / f"{name}.csv") for name in names]
@@ -102,7 +114,9 @@ class Tables:
 
     def run_evals(self, run: str, split: str) -> pd.DataFrame:
         frame = self.evals
-        return frame[(frame["run"] == run) & (frame["split"] == split)].sort_values(["seed", "step"])
+        return frame[(frame["run"] == run) & (frame["split"] == split)].sort_values(
+            ["seed", "step"]
+        )
 
     def seeds(self, run: str) -> list:
         rows = self.summary[self.summary["run"] == run]
@@ -134,8 +148,12 @@ def band(frame: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     where fewer than two seeds count) and the seeds counted (`n`)."""
     grouped = frame.groupby(x)[y]
     mean, sd, n = grouped.mean(), grouped.std(), grouped.count()
-    half = pd.Series(scipy_stats.t.ppf(0.975, (n - 1).where(n > 1)), index=n.index) * sd / np.sqrt(n)
-    return pd.DataFrame({"mean": mean, "low": mean - half, "high": mean + half, "n": n}).reset_index()
+    half = (
+        pd.Series(scipy_stats.t.ppf(0.975, (n - 1).where(n > 1)), index=n.index) * sd / np.sqrt(n)
+    )
+    return pd.DataFrame(
+        {"mean": mean, "low": mean - half, "high": mean + half, "n": n}
+    ).reset_index()
 
 
 def spans_decades(values, ratio: float = LOG_RATIO) -> bool:
@@ -157,7 +175,9 @@ def label(run: str, tables: Tables, prefix: str = "") -> str:
     for status in ("diverged", "collapsed"):
         hit = tables.seeds_with(run, status)
         if hit:
-            text += f" ({status})" if len(hit) == len(seeds) else f" ({status} {len(hit)}/{len(seeds)})"
+            text += (
+                f" ({status})" if len(hit) == len(seeds) else f" ({status} {len(hit)}/{len(seeds)})"
+            )
     return text
 
 
@@ -188,8 +208,17 @@ def draw_stops(ax, points: list) -> None:
     low, high = ax.get_ylim()
     for x, y, color in points:
         y = min(max(y, low), high)
-        ax.plot([x], [y], marker="x", markersize=8, markeredgewidth=2.2, color=color, linestyle="none",
-                clip_on=False, zorder=5)
+        ax.plot(
+            [x],
+            [y],
+            marker="x",
+            markersize=8,
+            markeredgewidth=2.2,
+            color=color,
+            linestyle="none",
+            clip_on=False,
+            zorder=5,
+        )
     ax.set_ylim(low, high)
 
 
@@ -232,8 +261,14 @@ def draw_lr(runs: list[str], tables: Tables, colors: dict, title: str, path: Pat
     momentum of every run (fastai's schedule plot shows the two together)."""
     cycled = [run for run in runs if tables.varying_momentum(run)]
     if cycled:
-        fig, (ax, mom) = plt.subplots(2, 1, figsize=LR_MOMENTUM_SIZE, sharex=True, constrained_layout=True,
-                                      gridspec_kw={"height_ratios": [3, 1]})
+        fig, (ax, mom) = plt.subplots(
+            2,
+            1,
+            figsize=LR_MOMENTUM_SIZE,
+            sharex=True,
+            constrained_layout=True,
+            gridspec_kw={"height_ratios": [3, 1]},
+        )
     else:
         fig, ax = plt.subplots(figsize=LR_SIZE, constrained_layout=True)
     values, stops = [], []
@@ -248,7 +283,14 @@ def draw_lr(runs: list[str], tables: Tables, colors: dict, title: str, path: Pat
         stops += stop_points(tables, run, frame, "step", "lr", colors[run])
         values += list(stats["mean"])
         if cycled and frame["momentum"].notna().any():
-            plot_band(mom, band(frame, "step", "momentum"), "step", colors[run], linewidth=width, zorder=2 + i)
+            plot_band(
+                mom,
+                band(frame, "step", "momentum"),
+                "step",
+                colors[run],
+                linewidth=width,
+                zorder=2 + i,
+            )
     if not values:
         empty_note(ax)
     elif spans_decades(values, LR_LOG_RATIO):
@@ -275,12 +317,30 @@ def style_handles(tables: Tables, runs: list[str], valid_label="valid loss") -> 
     if any(len(tables.seeds(r)) > 1 for r in runs):
         handles.append(Patch(color="0.2", alpha=0.2, label="95 % CI over seeds"))
     if any(tables.diverged_seeds(r) for r in runs):
-        handles.append(Line2D([], [], color="0.2", marker="x", markeredgewidth=2, linestyle="none", label="diverged (stopped)"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="0.2",
+                marker="x",
+                markeredgewidth=2,
+                linestyle="none",
+                label="diverged (stopped)",
+            )
+        )
     return handles
 
 
-def loss_panel(ax, runs: list[str], tables: Tables, colors: dict, draw_run, xlabel="step (batches)",
-               top_factor=3.0, log_x=False) -> list:
+def loss_panel(
+    ax,
+    runs: list[str],
+    tables: Tables,
+    colors: dict,
+    draw_run,
+    xlabel="step (batches)",
+    top_factor=3.0,
+    log_x=False,
+) -> list:
     """A loss panel across runs. `draw_run(ax, run, color)` draws one run (its lines and seed
     bands) and returns (curves, stop points, legend handles), or None for a run without rows;
     then every panel is finished alike: a note when nothing was drawn, the loss axis clipped
@@ -303,8 +363,9 @@ def loss_panel(ax, runs: list[str], tables: Tables, colors: dict, draw_run, xlab
     return handles
 
 
-def draw_train_valid(ax, runs: list[str], tables: Tables, colors: dict, labels: dict,
-                     valid_split="valid") -> list:
+def draw_train_valid(
+    ax, runs: list[str], tables: Tables, colors: dict, labels: dict, valid_split="valid"
+) -> list:
     """Train loss (smoothed line, raw faint) and valid loss (markers) against the step."""
 
     def draw_run(ax, run, color):
@@ -362,8 +423,16 @@ def draw_loss(runs: list[str], tables: Tables, colors: dict, title: str, path: P
     finish_loss_figure(fig, ax, title, run_handles + style_handles(tables, runs), path)
 
 
-def draw_split_loss(runs: list[str], tables: Tables, colors: dict, title: str, path: Path,
-                    labels: dict, split="test", split_label="test loss"):
+def draw_split_loss(
+    runs: list[str],
+    tables: Tables,
+    colors: dict,
+    title: str,
+    path: Path,
+    labels: dict,
+    split="test",
+    split_label="test loss",
+):
     """One split's loss alone (the best runs' test loss)."""
     fig, ax = plt.subplots(figsize=LOSS_SIZE, constrained_layout=True)
     handles = draw_split(ax, runs, tables, colors, labels, split)
@@ -371,8 +440,9 @@ def draw_split_loss(runs: list[str], tables: Tables, colors: dict, title: str, p
     finish_loss_figure(fig, ax, title, handles, path)
 
 
-def draw_range_loss(runs: list[str], tables: Tables, colors: dict, title: str, path: Path,
-                    labels: dict):
+def draw_range_loss(
+    runs: list[str], tables: Tables, colors: dict, title: str, path: Path, labels: dict
+):
     """Top: train & valid loss against the step. Bottom: the loss against the LR (log axis), the
     classic range-test view, with the suggested LRs (suggestion.json) as vertical lines."""
     fig, (top, bottom) = plt.subplots(2, 1, figsize=RANGE_LOSS_SIZE, constrained_layout=True)
@@ -397,10 +467,22 @@ def draw_range_loss(runs: list[str], tables: Tables, colors: dict, title: str, p
             merged = band(evals, "step", "loss").merge(raw[["step", "lr"]], on="step")
             plot_band(ax, merged, "lr", color, linestyle=":", marker="o", markersize=3)
         handles = [Line2D([], [], color=color, label=f"{labels[run]}: smoothed train loss")]
-        return [smooth["mean"].to_numpy()], stops, handles + suggestion_lines(ax, tables.suggestions.get(run), run, runs, color)
+        return (
+            [smooth["mean"].to_numpy()],
+            stops,
+            handles + suggestion_lines(ax, tables.suggestions.get(run), run, runs, color),
+        )
 
-    handles = loss_panel(bottom, runs, tables, colors, draw_run,
-                         xlabel="learning rate (log scale)", top_factor=2.0, log_x=True)
+    handles = loss_panel(
+        bottom,
+        runs,
+        tables,
+        colors,
+        draw_run,
+        xlabel="learning rate (log scale)",
+        top_factor=2.0,
+        log_x=True,
+    )
     bottom.set_ylabel("train loss")
     bottom.set_title("loss against learning rate, suggested LRs")
     if handles:
@@ -415,8 +497,10 @@ def suggestion_lines(ax, suggestion: dict | None, run: str, runs: list[str], col
     for rule, lr in sugg.items():
         if lr is None or not np.isfinite(lr) or lr <= 0:
             continue
-        style = {"color": SUGGESTION_COLORS.get(rule, color),
-                 "linestyle": SUGGESTION_STYLES.get(rule, "-")}
+        style = {
+            "color": SUGGESTION_COLORS.get(rule, color),
+            "linestyle": SUGGESTION_STYLES.get(rule, "-"),
+        }
         ax.axvline(lr, linewidth=1.2, **style)
         name = f"{rule} {lr:.2g}" if len(runs) == 1 else f"{run} {rule} {lr:.2g}"
         handles.append(Line2D([], [], label=f"suggested: {name}", **style))
@@ -427,14 +511,31 @@ def draw_legend(runs: list[str], tables: Tables, colors: dict, path: Path, label
     """The runs' colours alone, to stand beside an LR figure (the source's N_legend images)."""
     handles = [Line2D([], [], color=colors[r], linewidth=2.5, label=labels[r]) for r in runs]
     if any(tables.diverged_seeds(r) for r in runs):
-        handles.append(Line2D([], [], color="0.2", marker="x", markeredgewidth=2, linestyle="none", label="diverged"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="0.2",
+                marker="x",
+                markeredgewidth=2,
+                linestyle="none",
+                label="diverged",
+            )
+        )
     if not handles:
         handles = [Line2D([], [], color="none", label="no runs")]
     fontsize = 8.0
     while True:
         fig = plt.figure(figsize=(LEGEND_WIDTH, 0.3 + 0.24 * len(handles)))
-        legend = fig.legend(handles=handles, loc="center", frameon=False, fontsize=fontsize, handlelength=1.6,
-                            borderaxespad=0.1, handletextpad=0.5)
+        legend = fig.legend(
+            handles=handles,
+            loc="center",
+            frameon=False,
+            fontsize=fontsize,
+            handlelength=1.6,
+            borderaxespad=0.1,
+            handletextpad=0.5,
+        )
         fig.canvas.draw()
         width = legend.get_window_extent().width
         if width <= fig.bbox.width * 0.97 or fontsize <= 4.5:
@@ -471,7 +572,9 @@ def draw_all(config: dict, tables: Tables, out: Path) -> list[Path]:
             metric = config["report"].get("best_metric", "final_valid_loss").replace("_", " ")
             title = f"best {len(runs)} by {metric}"
             ties = {r: " (tied with #1)" if tables.tied_with_best(r) else "" for r in runs}
-            labels = {r: label(r, tables, prefix=f"#{i + 1} ") + ties[r] for i, r in enumerate(runs)}
+            labels = {
+                r: label(r, tables, prefix=f"#{i + 1} ") + ties[r] for i, r in enumerate(runs)
+            }
         else:
             runs = list(sections[section])
             records = {r: tables.record(r) for r in runs}
@@ -480,25 +583,51 @@ def draw_all(config: dict, tables: Tables, out: Path) -> list[Path]:
         draw_lr(runs, tables, colors, f"{title}: learning rate", out / f"{lr_name}.png", labels)
         written.append(out / f"{lr_name}.png")
         if section == "range_test":
-            draw_range_loss(runs, tables, colors, f"{title}: train & valid loss", out / f"{loss_name}.png", labels)
+            draw_range_loss(
+                runs,
+                tables,
+                colors,
+                f"{title}: train & valid loss",
+                out / f"{loss_name}.png",
+                labels,
+            )
         else:
-            draw_loss(runs, tables, colors, f"{title}: train & valid loss", out / f"{loss_name}.png", labels)
+            draw_loss(
+                runs,
+                tables,
+                colors,
+                f"{title}: train & valid loss",
+                out / f"{loss_name}.png",
+                labels,
+            )
         written.append(out / f"{loss_name}.png")
         if legend_name:
             draw_legend(runs, tables, colors, out / f"{legend_name}.png", labels)
             written.append(out / f"{legend_name}.png")
         if section == "best":
-            draw_split_loss(runs, tables, colors, f"{title}: test loss",
-                            out / f"{BEST_TEST_FIGURE}.png", labels)
+            draw_split_loss(
+                runs, tables, colors, f"{title}: test loss", out / f"{BEST_TEST_FIGURE}.png", labels
+            )
             written.append(out / f"{BEST_TEST_FIGURE}.png")
     return written
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="Draw every figure of the report.")
-    parser.add_argument("--tables", type=Path, required=True, help="folder of steps/evals/summary/best.csv")
-    parser.add_argument("--runs", type=Path, default=None, help="folder of the run folders (range-test suggestion.json)")
-    parser.add_argument("--config-json", required=True, help="the workflow config (at least `runs` and `report`) as JSON")
+    parser.add_argument(
+        "--tables", type=Path, required=True, help="folder of steps/evals/summary/best.csv"
+    )
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        default=None,
+        help="folder of the run folders (range-test suggestion.json)",
+    )
+    parser.add_argument(
+        "--config-json",
+        required=True,
+        help="the workflow config (at least `runs` and `report`) as JSON",
+    )
     parser.add_argument("--out", type=Path, required=True, help="figures folder")
     args = parser.parse_args(argv)
     config = json.loads(args.config_json)

@@ -1,4 +1,5 @@
 """LR range test: the LR sweep, loss smoothing, and (below) the analysis."""
+
 from __future__ import annotations
 
 import argparse
@@ -11,7 +12,9 @@ import numpy as np
 from lrstudy.io import write_json
 
 
-def range_lr(step: int, total_steps: int, start_lr: float, end_lr: float, mode: str = "exponential") -> float:
+def range_lr(
+    step: int, total_steps: int, start_lr: float, end_lr: float, mode: str = "exponential"
+) -> float:
     """LR of the range test at `step` (0-based): start_lr at step 0, end_lr at step total_steps-1,
     geometric in between for mode "exponential" (the source's lrs(batch): 2**(low+(high-low)*t)),
     linear for "linear"."""
@@ -54,7 +57,7 @@ class Smoother:
             self.avg = math.nan
             return math.nan
         self.avg = self.beta * self.avg + (1.0 - self.beta) * x
-        return self.avg / (1.0 - self.beta ** self.n)
+        return self.avg / (1.0 - self.beta**self.n)
 
 
 def smooth(values, beta: float = 0.98) -> np.ndarray:
@@ -70,15 +73,21 @@ def smooth(values, beta: float = 0.98) -> np.ndarray:
 # LR = (d loss / d log LR) / (LR ln 10) is inflated by 1/LR and drags the steepest-descent pick to
 # the lowest LRs of a geometric sweep (Lightning's regression since 2.5.3).
 RULES = ("minimum", "steep", "valley", "slide")
-SLOPE_SPAN = 0.3       # decades spanned by the central difference of a slope (see slopes())
-MIN_POINTS = 10        # fewer analysable points than this: no suggestion
-VALLEY_TOL = 0.05      # valley: the descent runs from 5 % to 95 % of the drop into the minimum
-FLAT_TOL = 0.02        # no descent: the drop before the minimum is < 2 % of the loss level
-SLIDE_WINDOW = 1.2     # slide rule: decades between the two compared points (fastai: 15 of 100 its over 1e-7..10)
-SLIDE_TOL = 0.0625     # slide rule: |slope difference| tolerance, loss per decade (fastai: thresh 0.005 per
+SLOPE_SPAN = 0.3  # decades spanned by the central difference of a slope (see slopes())
+MIN_POINTS = 10  # fewer analysable points than this: no suggestion
+VALLEY_TOL = 0.05  # valley: the descent runs from 5 % to 95 % of the drop into the minimum
+FLAT_TOL = 0.02  # no descent: the drop before the minimum is < 2 % of the loss level
+SLIDE_WINDOW = (
+    1.2  # slide rule: decades between the two compared points (fastai: 15 of 100 its over 1e-7..10)
+)
+SLIDE_TOL = (
+    0.0625  # slide rule: |slope difference| tolerance, loss per decade (fastai: thresh 0.005 per
+)
 #                        iteration at 0.08 decades per iteration)
-ONECYCLE_DIV = 25.0    # fastai fit_one_cycle / torch OneCycleLR div_factor: the cycle starts at max_lr/25
-CYCLIC_DIV = 4.0       # Smith 2017, sec. 3.3: base_lr = 1/3 to 1/4 of max_lr; we take 1/4
+ONECYCLE_DIV = (
+    25.0  # fastai fit_one_cycle / torch OneCycleLR div_factor: the cycle starts at max_lr/25
+)
+CYCLIC_DIV = 4.0  # Smith 2017, sec. 3.3: base_lr = 1/3 to 1/4 of max_lr; we take 1/4
 
 
 def trim(lrs, losses, smoothed, stop_factor=4.0):
@@ -153,7 +162,7 @@ def suggest(lrs, losses, beta=0.98, smoothed=None, skip_start=0.1, skip_end=5, s
     status = {"points_total": len(lrs), "points_kept": len(lr), "cut": cut, "reason": None}
     out["status"] = status
     start = int(skip_start * len(lr)) if skip_start < 1 else int(skip_start)
-    lr, s = lr[start:len(lr) - int(skip_end)], s[start:len(s) - int(skip_end)]
+    lr, s = lr[start : len(lr) - int(skip_end)], s[start : len(s) - int(skip_end)]
     status["points_used"] = len(lr)
     if len(lr) < MIN_POINTS:
         status["reason"] = f"too few points ({len(lr)} < {MIN_POINTS}) after trimming and skipping"
@@ -164,10 +173,17 @@ def suggest(lrs, losses, beta=0.98, smoothed=None, skip_start=0.1, skip_end=5, s
     x = np.log10(lr)
     imin = int(np.argmin(s))
     drop = float(s[: imin + 1].max() - s[imin])
-    status.update(lr_range=[float(lr[0]), float(lr[-1])], lr_at_min=float(lr[imin]),
-                  min_loss=float(s[imin]), drop=drop, min_at_end=bool(imin == len(s) - 1))
+    status.update(
+        lr_range=[float(lr[0]), float(lr[-1])],
+        lr_at_min=float(lr[imin]),
+        min_loss=float(s[imin]),
+        drop=drop,
+        min_at_end=bool(imin == len(s) - 1),
+    )
     if imin == 0 or drop < FLAT_TOL * max(abs(float(s[: imin + 1].max())), 1e-12):
-        status["reason"] = f"no descent: smoothed loss drops by {drop:.3g} (< {FLAT_TOL:.0%} of its level)"
+        status["reason"] = (
+            f"no descent: smoothed loss drops by {drop:.3g} (< {FLAT_TOL:.0%} of its level)"
+        )
         return out
     g = slopes(x, s)
     out["minimum"] = float(lr[imin] / 10)
@@ -191,16 +207,27 @@ def bounds(suggestion) -> dict:
     gave one."""
     sugg = suggestion.get("suggestions", suggestion)
     rule = next((r for r in ("valley", "steep", "minimum") if sugg.get(r) is not None), None)
-    out = {"base_lr": None, "max_lr": None, "lr": None, "onecycle_initial_lr": None, "from": rule,
-           "rule": "max_lr = lr = valley suggestion (fallback steep, minimum); "
-                   f"base_lr = max_lr/{CYCLIC_DIV:g} (Smith 2017, CLR sec. 3.3: 1/3 to 1/4); "
-                   f"OneCycleLR starts at max_lr/{ONECYCLE_DIV:g} "
-                   "(fastai 1cycle div_factor)"}
+    out = {
+        "base_lr": None,
+        "max_lr": None,
+        "lr": None,
+        "onecycle_initial_lr": None,
+        "from": rule,
+        "rule": "max_lr = lr = valley suggestion (fallback steep, minimum); "
+        f"base_lr = max_lr/{CYCLIC_DIV:g} (Smith 2017, CLR sec. 3.3: 1/3 to 1/4); "
+        f"OneCycleLR starts at max_lr/{ONECYCLE_DIV:g} "
+        "(fastai 1cycle div_factor)",
+    }
     if rule is None:
         out["reason"] = "no suggestion to derive bounds from"
         return out
     max_lr = float(sugg[rule])
-    out.update(max_lr=max_lr, lr=max_lr, base_lr=max_lr / CYCLIC_DIV, onecycle_initial_lr=max_lr / ONECYCLE_DIV)
+    out.update(
+        max_lr=max_lr,
+        lr=max_lr,
+        base_lr=max_lr / CYCLIC_DIV,
+        onecycle_initial_lr=max_lr / ONECYCLE_DIV,
+    )
     return out
 
 
@@ -226,14 +253,27 @@ def analyse(run_dir, use_valid=None) -> dict:
         ev = ev[ev["split"] == "range_valid"].sort_values("step")
         ev = ev.merge(steps[["step", "lr"]], on="step", how="inner")
         every = every or (int(np.median(np.diff(ev["step"]))) if len(ev) > 1 else 1)
-        res = suggest(ev["lr"].to_numpy(), ev["loss"].to_numpy(), beta=beta ** every,
-                      skip_end=math.ceil(5 / every), stop_factor=stop)
+        res = suggest(
+            ev["lr"].to_numpy(),
+            ev["loss"].to_numpy(),
+            beta=beta**every,
+            skip_end=math.ceil(5 / every),
+            stop_factor=stop,
+        )
     else:
-        res = suggest(steps["lr"].to_numpy(), steps["train_loss"].to_numpy(), beta=beta, stop_factor=stop)
+        res = suggest(
+            steps["lr"].to_numpy(), steps["train_loss"].to_numpy(), beta=beta, stop_factor=stop
+        )
     status = dict(res.pop("status"), run_status=meta.get("status"))
-    return {"run": meta.get("run"), "seed": meta.get("seed"),
-            "source": "valid_loss" if use_valid else "train_loss",
-            "suggestions": res, "bounds": bounds(res), "status": status, "range_test": rt}
+    return {
+        "run": meta.get("run"),
+        "seed": meta.get("seed"),
+        "source": "valid_loss" if use_valid else "train_loss",
+        "suggestions": res,
+        "bounds": bounds(res),
+        "status": status,
+        "range_test": rt,
+    }
 
 
 def combine(dicts) -> dict:
@@ -246,12 +286,22 @@ def combine(dicts) -> dict:
         used[rule] = len(vals)
         sugg[rule] = float(np.exp(np.mean(np.log(vals)))) if vals else None
         spread[rule] = [float(min(vals)), float(max(vals))] if vals else None
-    status = {"n_inputs": len(dicts), "n_used": used, "method": "geometric_mean",
-              "reason": None if any(used.values()) else "no input had a suggestion"}
+    status = {
+        "n_inputs": len(dicts),
+        "n_used": used,
+        "method": "geometric_mean",
+        "reason": None if any(used.values()) else "no input had a suggestion",
+    }
     runs = sorted({str(d.get("run")) for d in dicts})
-    return {"run": runs[0] if len(runs) == 1 else runs, "seeds": [d.get("seed") for d in dicts],
-            "source": sorted({d.get("source") for d in dicts if d.get("source")}),
-            "suggestions": sugg, "spread": spread, "bounds": bounds(sugg), "status": status}
+    return {
+        "run": runs[0] if len(runs) == 1 else runs,
+        "seeds": [d.get("seed") for d in dicts],
+        "source": sorted({d.get("source") for d in dicts if d.get("source")}),
+        "suggestions": sugg,
+        "spread": spread,
+        "bounds": bounds(sugg),
+        "status": status,
+    }
 
 
 def main(argv=None) -> int:
@@ -261,7 +311,9 @@ def main(argv=None) -> int:
     s.add_argument("run_dir")
     s.add_argument("--out", required=True)
     v = s.add_mutually_exclusive_group()
-    v.add_argument("--valid", dest="use_valid", action="store_true", default=None, help="use range_valid loss")
+    v.add_argument(
+        "--valid", dest="use_valid", action="store_true", default=None, help="use range_valid loss"
+    )
     v.add_argument("--train", dest="use_valid", action="store_false", help="use the training loss")
     c = sub.add_parser("combine", help="combine per-seed suggestion JSONs")
     c.add_argument("inputs", nargs="+")

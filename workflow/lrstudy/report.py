@@ -33,7 +33,6 @@ from lrstudy.layout import (
 )
 from lrstudy.schedules import FILLED
 
-
 # First sentence of torch's docstring of each class: the section headings of the source report.
 HEADINGS = {
     "StepLR": "Decays the learning rate of each parameter group by gamma={gamma} "
@@ -97,9 +96,18 @@ def range_test_code(config: dict, run: str) -> list[str]:
     """The source's lrs(batch) function with the run's start and end LR."""
     test = range_test_settings(config, run)
     start, end = format_value(test["start_lr"]), format_value(test["end_lr"])
-    span = f"batch/{test['steps']}" if test.get("steps") else "batch/len(train_dataloader)/gpc.config.NUM_EPOCHS"
+    span = (
+        f"batch/{test['steps']}"
+        if test.get("steps")
+        else "batch/len(train_dataloader)/gpc.config.NUM_EPOCHS"
+    )
     if test["mode"] == "linear":
-        return ["def lrs(batch):", f"    low = {start}", f"    high = {end}", f"    return low+(high-low)*{span}"]
+        return [
+            "def lrs(batch):",
+            f"    low = {start}",
+            f"    high = {end}",
+            f"    return low+(high-low)*{span}",
+        ]
     return [
         "def lrs(batch):",
         f"    low = math.log2({start})",
@@ -110,7 +118,9 @@ def range_test_code(config: dict, run: str) -> list[str]:
 
 def range_test_heading(config: dict, run: str) -> str:
     mode = (config["runs"][run].get("range_test") or {}).get("mode", "exponential")
-    return f"{'Linearly' if mode == 'linear' else 'Exponentially'} increase the Learning rate (base)"
+    return (
+        f"{'Linearly' if mode == 'linear' else 'Exponentially'} increase the Learning rate (base)"
+    )
 
 
 def heading(config: dict, run: str, record: dict | None) -> str:
@@ -118,7 +128,9 @@ def heading(config: dict, run: str, record: dict | None) -> str:
     kwargs = {**DEFAULTS.get(name, {}), **used_kwargs(config, run, record)}
     template = HEADINGS.get(name)
     if template is None:
-        return f"Sets the learning rate of each parameter group with {name}({format_kwargs(kwargs)})."
+        return (
+            f"Sets the learning rate of each parameter group with {name}({format_kwargs(kwargs)})."
+        )
     return template.format(**{k: format_value(v) for k, v in kwargs.items()})
 
 
@@ -132,7 +144,7 @@ def same_class(config: dict, runs: list[str]) -> bool:
 
 
 def comparing_phrase(config: dict, runs: list[str], records: dict) -> str:
-    """"comparing different gamma - decaying rate" (one class, several values), else "vs ..."."""
+    """ "comparing different gamma - decaying rate" (one class, several values), else "vs ..."."""
     if len(runs) < 2:
         return ""
     if same_class(config, runs):
@@ -144,7 +156,7 @@ def comparing_phrase(config: dict, runs: list[str], records: dict) -> str:
 
 
 def compare_values(config: dict, runs: list[str], records: dict) -> str:
-    """"max_lr (1 vs 1.1)": the differing keyword and its values, in the section's order."""
+    """ "max_lr (1 vs 1.1)": the differing keyword and its values, in the section's order."""
     if len(runs) < 2:
         return "runs"
     if same_class(config, runs):
@@ -152,14 +164,17 @@ def compare_values(config: dict, runs: list[str], records: dict) -> str:
         if keys:
             parts = []
             for key in keys:
-                values = " vs ".join(format_value(kwargs[r].get(key)) if key in kwargs[r] else "default" for r in runs)
+                values = " vs ".join(
+                    format_value(kwargs[r].get(key)) if key in kwargs[r] else "default"
+                    for r in runs
+                )
                 parts.append(f"{key} ({values})")
             return ", ".join(parts)
     return "schedules (" + " vs ".join(config["runs"][r]["scheduler"] for r in runs) + ")"
 
 
 def compare_to(config: dict, runs: list[str]) -> str | None:
-    """"Exponentially decrease Lr": the schedules the section's first run is compared to."""
+    """ "Exponentially decrease Lr": the schedules the section's first run is compared to."""
     if len(runs) < 2:
         return None
     return ", ".join(dict.fromkeys(short_name(config, r) for r in runs[1:]))
@@ -168,7 +183,9 @@ def compare_to(config: dict, runs: list[str]) -> str | None:
 # ------------------------------------------------------------------------------------ repository
 def _git(repo_dir: Path, *args: str) -> str | None:
     try:
-        done = subprocess.run(["git", "-C", str(repo_dir), *args], capture_output=True, text=True, timeout=20)
+        done = subprocess.run(
+            ["git", "-C", str(repo_dir), *args], capture_output=True, text=True, timeout=20
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     out = done.stdout.strip()
@@ -215,16 +232,58 @@ def _number(value, digits=4) -> str:
 def markdown_table(rows: list[dict], columns: list[str]) -> list[str]:
     lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join("---" for _ in columns) + " |"]
     for row in rows:
-        lines.append("| " + " | ".join(_number(row.get(c)) if not isinstance(row.get(c), str) else row[c] for c in columns) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                _number(row.get(c)) if not isinstance(row.get(c), str) else row[c] for c in columns
+            )
+            + " |"
+        )
     return lines
 
 
-SUMMARY_COLUMNS = ["run", "seed", "scheduler", "status", "steps", "final_train_loss", "final_valid_loss",
-                   "best_valid_loss", "final_valid_accuracy", "test_loss", "test_accuracy", "steps_to_target"]
-BEST_COLUMNS = ["rank", "run", "metric", "mean", "std", "min", "max", "seeds", "p_value", "tied_with_best"]
-COMPARISON_COLUMNS = ["rank", "run", "status", "n_seeds", "mean", "ci_low", "ci_high", "test_accuracy_mean",
-                      "test_accuracy_ci_low", "test_accuracy_ci_high", "median_steps_to_target", "p_value",
-                      "tied_with_best", "note"]
+SUMMARY_COLUMNS = [
+    "run",
+    "seed",
+    "scheduler",
+    "status",
+    "steps",
+    "final_train_loss",
+    "final_valid_loss",
+    "best_valid_loss",
+    "final_valid_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "steps_to_target",
+]
+BEST_COLUMNS = [
+    "rank",
+    "run",
+    "metric",
+    "mean",
+    "std",
+    "min",
+    "max",
+    "seeds",
+    "p_value",
+    "tied_with_best",
+]
+COMPARISON_COLUMNS = [
+    "rank",
+    "run",
+    "status",
+    "n_seeds",
+    "mean",
+    "ci_low",
+    "ci_high",
+    "test_accuracy_mean",
+    "test_accuracy_ci_low",
+    "test_accuracy_ci_high",
+    "median_steps_to_target",
+    "p_value",
+    "tied_with_best",
+    "note",
+]
 RULES = ("minimum", "steep", "valley", "slide")
 
 
@@ -234,35 +293,56 @@ def appendix(config: dict, tables: Path, runs_dir: Path | None) -> list[str]:
 
     lines = ["", "## Appendix", "### Summary (one row per run and seed)"]
     summary = pd.read_csv(Path(tables) / "summary.csv")
-    lines += markdown_table(summary.to_dict("records"), [c for c in SUMMARY_COLUMNS if c in summary])
+    lines += markdown_table(
+        summary.to_dict("records"), [c for c in SUMMARY_COLUMNS if c in summary]
+    )
     best = pd.read_csv(Path(tables) / "best.csv")
     metric = config["report"].get("best_metric", "final_valid_loss")
     lines += ["", f"### Best {len(best)} runs by {metric} (mean over seeds)"]
     lines += markdown_table(best.to_dict("records"), [c for c in BEST_COLUMNS if c in best])
     comparison = pd.read_csv(Path(tables) / "comparison.csv", keep_default_na=False)
-    lines += ["", f"### Every scheduled run against #1: {metric}, 95 % t-intervals, paired t-test over seeds"]
-    lines += markdown_table(comparison.to_dict("records"), [c for c in COMPARISON_COLUMNS if c in comparison])
+    lines += [
+        "",
+        f"### Every scheduled run against #1: {metric}, 95 % t-intervals, paired t-test over seeds",
+    ]
+    lines += markdown_table(
+        comparison.to_dict("records"), [c for c in COMPARISON_COLUMNS if c in comparison]
+    )
     lines += ["", "### Range-test suggestions (combined across seeds)"]
     rows = []
     for run in config["report"]["sections"]["range_test"]:
         path = Path(runs_dir) / run / "suggestion.json" if runs_dir else None
         found = json.loads(path.read_text()) if path and path.is_file() else {}
         sugg, bounds = found.get("suggestions") or {}, found.get("bounds") or {}
-        rows.append({"run": run, **{r: sugg.get(r) for r in RULES},
-                     "base_lr": bounds.get("base_lr"), "max_lr": bounds.get("max_lr")})
+        rows.append(
+            {
+                "run": run,
+                **{r: sugg.get(r) for r in RULES},
+                "base_lr": bounds.get("base_lr"),
+                "max_lr": bounds.get("max_lr"),
+            }
+        )
     lines += markdown_table(rows, ["run", *RULES, "base_lr", "max_lr"])
     return lines
 
 
 # ------------------------------------------------------------------------------------ render
-def context(config: dict, tables: Path | None = None, runs_dir: Path | None = None, repo_dir: Path = Path(".")) -> dict:
+def context(
+    config: dict,
+    tables: Path | None = None,
+    runs_dir: Path | None = None,
+    repo_dir: Path = Path("."),
+) -> dict:
     """Everything the template fills in."""
     sections = config["report"]["sections"]
     seeds = config.get("seeds", [0])
     records = {run: load_run(runs_dir, run, seeds) for names in sections.values() for run in names}
     out = {"repository": repository(repo_dir), "images": "images"}
     first = sections["range_test"][0]
-    out["range_test"] = {"heading": range_test_heading(config, first), "code": range_test_code(config, first)}
+    out["range_test"] = {
+        "heading": range_test_heading(config, first),
+        "code": range_test_code(config, first),
+    }
     for key in ("step", "exponential", "onecycle", "onecycle_max_lr", "cyclic"):
         runs = sections[key]
         out[key] = {
@@ -273,19 +353,33 @@ def context(config: dict, tables: Path | None = None, runs_dir: Path | None = No
             "compare_to": compare_to(config, runs),
             "compare_values": compare_values(config, runs, records),
         }
-    out["appendix"] = appendix(config, tables, runs_dir) if config["report"].get("appendix") and tables else []
+    out["appendix"] = (
+        appendix(config, tables, runs_dir) if config["report"].get("appendix") and tables else []
+    )
     return out
 
 
 def render_text(template_path: Path, ctx: dict) -> str:
     import jinja2
 
-    env = jinja2.Environment(keep_trailing_newline=True, trim_blocks=True, undefined=jinja2.StrictUndefined, autoescape=False)
+    env = jinja2.Environment(
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+    )
     return env.from_string(Path(template_path).read_text()).render(**ctx)
 
 
-def render(config: dict, template: Path, out: Path, figures: Path | None = None, tables: Path | None = None,
-           runs_dir: Path | None = None, repo_dir: Path = Path(".")) -> str:
+def render(
+    config: dict,
+    template: Path,
+    out: Path,
+    figures: Path | None = None,
+    tables: Path | None = None,
+    runs_dir: Path | None = None,
+    repo_dir: Path = Path("."),
+) -> str:
     """Write the report to `out`, copy the figures to `out`'s images/ folder; return the text."""
     text = render_text(template, context(config, tables, runs_dir, repo_dir))
     out = Path(out)
@@ -298,18 +392,43 @@ def render(config: dict, template: Path, out: Path, figures: Path | None = None,
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="Render the Markdown report in the source report's layout.")
+    parser = argparse.ArgumentParser(
+        description="Render the Markdown report in the source report's layout."
+    )
     parser.add_argument("--config-json", required=True, help="the workflow config as JSON")
-    parser.add_argument("--tables", type=Path, required=True, help="folder of summary.csv and best.csv")
-    parser.add_argument("--runs", type=Path, required=True, help="folder of the run folders (run.json, suggestion.json)")
-    parser.add_argument("--figures", type=Path, required=True, help="folder of the figures (lrstudy.plots)")
+    parser.add_argument(
+        "--tables", type=Path, required=True, help="folder of summary.csv and best.csv"
+    )
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        required=True,
+        help="folder of the run folders (run.json, suggestion.json)",
+    )
+    parser.add_argument(
+        "--figures", type=Path, required=True, help="folder of the figures (lrstudy.plots)"
+    )
     parser.add_argument("--template", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True, help="the Markdown report; images go beside it")
-    parser.add_argument("--repo", type=Path, default=None,
-                        help="the workflow's git checkout, for the links (default: the one holding the template)")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="the Markdown report; images go beside it"
+    )
+    parser.add_argument(
+        "--repo",
+        type=Path,
+        default=None,
+        help="the workflow's git checkout, for the links (default: the one holding the template)",
+    )
     args = parser.parse_args(argv)
     repo = args.repo or Path(args.template).resolve().parent
-    render(json.loads(args.config_json), args.template, args.out, args.figures, args.tables, args.runs, repo)
+    render(
+        json.loads(args.config_json),
+        args.template,
+        args.out,
+        args.figures,
+        args.tables,
+        args.runs,
+        repo,
+    )
     print(f"wrote {args.out} and {len(FIGURES)} images")
 
 

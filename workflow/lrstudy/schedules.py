@@ -22,7 +22,10 @@ from torch.optim import lr_scheduler
 from lrstudy.layout import format_kwargs, format_value  # the one number formatter
 
 TORCH_OPTIMIZERS = ("SGD", "Adam", "AdamW", "RAdam")
-COLOSSAL_OPTIMIZERS = {"LAMB": ("colossalai.nn.optimizer.lamb", "Lamb"), "LARS": ("colossalai.nn.optimizer.lars", "Lars")}
+COLOSSAL_OPTIMIZERS = {
+    "LAMB": ("colossalai.nn.optimizer.lamb", "Lamb"),
+    "LARS": ("colossalai.nn.optimizer.lars", "Lars"),
+}
 # Schedule-free optimizers train at one point and evaluate at another: see evaluation_weights.
 SCHEDULE_FREE_OPTIMIZERS = ("SGDScheduleFree", "AdamWScheduleFree")
 NO_SCHEDULER = "none"  # a constant LR: torch's ConstantLR with factor 1
@@ -37,7 +40,14 @@ FILLED = {"OneCycleLR": ("steps_per_epoch", "epochs")}
 AUTO = {"OneCycleLR": {"max_lr": "max_lr"}, "CyclicLR": {"base_lr": "base_lr", "max_lr": "max_lr"}}
 # Classes that need Python objects (functions, other schedulers) or a metric: not in YAML.
 # (SequentialLR is supported through `schedulers`/`milestones`, not as a plain class.)
-UNSUPPORTED = {"LambdaLR", "MultiplicativeLR", "SequentialLR", "ChainedScheduler", "ReduceLROnPlateau", "LRScheduler"}
+UNSUPPORTED = {
+    "LambdaLR",
+    "MultiplicativeLR",
+    "SequentialLR",
+    "ChainedScheduler",
+    "ReduceLROnPlateau",
+    "LRScheduler",
+}
 
 
 class ScheduleError(ValueError):
@@ -53,8 +63,10 @@ def scheduler_names() -> list[str]:
     return sorted(
         name
         for name, obj in vars(lr_scheduler).items()
-        if inspect.isclass(obj) and issubclass(obj, lr_scheduler.LRScheduler)
-        and not name.startswith("_") and name not in UNSUPPORTED
+        if inspect.isclass(obj)
+        and issubclass(obj, lr_scheduler.LRScheduler)
+        and not name.startswith("_")
+        and name not in UNSUPPORTED
     )
 
 
@@ -64,7 +76,9 @@ def scheduler_class(name: str):
         raise ScheduleError(
             f"unknown scheduler {name!r}; choose one of {', '.join(scheduler_names())}, "
             f"{SEQUENTIAL} (with `schedulers` "
-            f"and `milestones`), {colossal} or {NO_SCHEDULER}", key="scheduler")
+            f"and `milestones`), {colossal} or {NO_SCHEDULER}",
+            key="scheduler",
+        )
     return getattr(lr_scheduler, name)
 
 
@@ -80,17 +94,26 @@ def colossal_schedulers() -> dict[str, str]:
     """{class: module} of colossalai.nn.lr_scheduler whose length `total_steps` the workflow fills
     in, read from the package's __init__.py (LambdaLR, MultiplicativeLR take a function: out)."""
     tree = ast.parse(_source(COLOSSAL_SCHEDULERS + ".__init__").read_text())
-    found = {alias.name: f"{COLOSSAL_SCHEDULERS}.{node.module}" for node in tree.body
-             if isinstance(node, ast.ImportFrom) for alias in node.names}
+    found = {
+        alias.name: f"{COLOSSAL_SCHEDULERS}.{node.module}"
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
     signatures = {name: _colossal_signature(module, name) for name, module in found.items()}
-    return {name: found[name] for name, (allowed, required) in signatures.items()
-            if required == {"total_steps"} and "lr_lambda" not in allowed}
+    return {
+        name: found[name]
+        for name, (allowed, required) in signatures.items()
+        if required == {"total_steps"} and "lr_lambda" not in allowed
+    }
 
 
 def _signature_names(cls) -> tuple[set[str], set[str]]:
     """(all keyword names, required names) of a class's __init__, less `self` and the first arg."""
     params = list(inspect.signature(cls.__init__).parameters.values())[2:]
-    return {p.name for p in params}, {p.name for p in params if p.default is inspect.Parameter.empty}
+    return {p.name for p in params}, {
+        p.name for p in params if p.default is inspect.Parameter.empty
+    }
 
 
 def _colossal_signature(module: str, cls: str) -> tuple[set[str], set[str]]:
@@ -98,8 +121,11 @@ def _colossal_signature(module: str, cls: str) -> tuple[set[str], set[str]]:
     A `**kwargs` catch-all is left out: a name it would swallow silently is an error here."""
     tree = ast.parse(_source(module).read_text())
     init = next(
-        f for node in tree.body if isinstance(node, ast.ClassDef) and node.name == cls
-        for f in node.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"
+        f
+        for node in tree.body
+        if isinstance(node, ast.ClassDef) and node.name == cls
+        for f in node.body
+        if isinstance(f, ast.FunctionDef) and f.name == "__init__"
     )
     args = init.args.args[2:]
     required = {a.arg for a in args[: len(args) - len(init.args.defaults)]}
@@ -120,8 +146,10 @@ def optimizer_kwargs_names(name: str) -> tuple[set[str], set[str]]:
 def check_kwargs(kind: str, name: str, kwargs: dict, allowed: set[str], required: set[str]) -> None:
     unknown = sorted(set(kwargs) - allowed)
     if unknown:
-        raise ScheduleError(f"{kind} {name} takes no argument {', '.join(map(repr, unknown))}; "
-            f"it takes {', '.join(sorted(allowed))}")
+        raise ScheduleError(
+            f"{kind} {name} takes no argument {', '.join(map(repr, unknown))}; "
+            f"it takes {', '.join(sorted(allowed))}"
+        )
     missing = sorted(required - set(kwargs))
     if missing:
         raise ScheduleError(f"{kind} {name} needs {', '.join(map(repr, missing))}")
@@ -154,15 +182,21 @@ def check_torch_scheduler(name: str, kwargs: dict, auto_ok: set[str], key: str =
         raise ScheduleError(str(error), key) from None
     for arg, value in kwargs.items():
         if value == "auto" and arg not in auto_ok:
-            raise ScheduleError(f"{name}: {arg!r} cannot be 'auto' (only {sorted(auto_ok) or 'none'})", key)
+            raise ScheduleError(
+                f"{name}: {arg!r} cannot be 'auto' (only {sorted(auto_ok) or 'none'})", key
+            )
     # A dry build on a dummy parameter, stepped a few times, catches values torch itself rejects,
     # including wrong types it only trips over when stepping (StepLR(gamma="half")).
-    trial = {k: (10 if k in LENGTH_KWARGS else 0.1) if v == "auto" else v for k, v in kwargs.items()}
+    trial = {
+        k: (10 if k in LENGTH_KWARGS else 0.1) if v == "auto" else v for k, v in kwargs.items()
+    }
     dummy = _dummy_optimizer()
     try:
         _dry_steps(dummy, build_scheduler(dummy, name, trial, steps_per_epoch=10, epochs=2))
     except Exception as error:  # whatever torch raises, reported before any job starts
-        message = f"{name}({format_kwargs(kwargs)}) is rejected by torch: {type(error).__name__}: {error}"
+        message = (
+            f"{name}({format_kwargs(kwargs)}) is rejected by torch: {type(error).__name__}: {error}"
+        )
         raise ScheduleError(message, key) from None
 
 
@@ -171,29 +205,46 @@ def check_sequential(schedulers: list[dict], milestones: list[int]) -> None:
     child's length (T_max, total_iters) may be `auto`. Whether the milestones fall inside the run
     is known once the data is (fill_kwargs)."""
     if len(milestones) != len(schedulers) - 1:
-        raise ScheduleError(f"{SEQUENTIAL} with {len(schedulers)} schedulers "
+        raise ScheduleError(
+            f"{SEQUENTIAL} with {len(schedulers)} schedulers "
             f"needs {len(schedulers) - 1} milestones "
-                            f"(the step each next one starts), not {len(milestones)}", "milestones")
+            f"(the step each next one starts), not {len(milestones)}",
+            "milestones",
+        )
     if any(b <= a for a, b in zip(milestones, milestones[1:])):
         raise ScheduleError(f"milestones {milestones} must increase", "milestones")
     for i, child in enumerate(schedulers):
-        if child["scheduler"] in (SEQUENTIAL, NO_SCHEDULER) or child["scheduler"].startswith(COLOSSAL_PREFIX):
-            raise ScheduleError(f"a child of {SEQUENTIAL} is a torch scheduler class, not {child['scheduler']!r}",
-                                f"schedulers.{i}.scheduler")
+        if child["scheduler"] in (SEQUENTIAL, NO_SCHEDULER) or child["scheduler"].startswith(
+            COLOSSAL_PREFIX
+        ):
+            raise ScheduleError(
+                f"a child of {SEQUENTIAL} is a torch scheduler class, not {child['scheduler']!r}",
+                f"schedulers.{i}.scheduler",
+            )
         try:
             scheduler_class(child["scheduler"])
         except ScheduleError as error:
             raise ScheduleError(str(error), f"schedulers.{i}.scheduler") from None
-        check_torch_scheduler(child["scheduler"], child.get("kwargs", {}), set(LENGTH_KWARGS), f"schedulers.{i}.kwargs")
+        check_torch_scheduler(
+            child["scheduler"],
+            child.get("kwargs", {}),
+            set(LENGTH_KWARGS),
+            f"schedulers.{i}.kwargs",
+        )
 
 
 def check_colossal(cls: str, kwargs: dict) -> None:
     """Against the signature in ColossalAI's source, not importing it; total_steps is filled in."""
     if cls not in colossal_schedulers():
         choices = ", ".join(COLOSSAL_PREFIX + c for c in colossal_schedulers())
-        raise ScheduleError(f"unknown ColossalAI scheduler {COLOSSAL_PREFIX + cls!r}; choose one of {choices}", "scheduler")
+        raise ScheduleError(
+            f"unknown ColossalAI scheduler {COLOSSAL_PREFIX + cls!r}; choose one of {choices}",
+            "scheduler",
+        )
     if "total_steps" in kwargs:
-        raise ScheduleError(f"{COLOSSAL_PREFIX + cls}: 'total_steps' is filled in by the workflow; leave it out")
+        raise ScheduleError(
+            f"{COLOSSAL_PREFIX + cls}: 'total_steps' is filled in by the workflow; leave it out"
+        )
     allowed, required = _colossal_signature(colossal_schedulers()[cls], cls)
     check_kwargs("scheduler", COLOSSAL_PREFIX + cls, kwargs, allowed, required - {"total_steps"})
     for arg, value in kwargs.items():
@@ -226,7 +277,9 @@ def _dry_steps(optimizer, scheduler=None) -> None:
 def _colossal_class(module: str, cls: str):
     """The class from its source file alone (it imports only torch): no ~8 s colossalai import."""
     top, *rest = module.split(".")
-    source = Path(importlib.util.find_spec(top).origin).parent.joinpath(*rest[:-1], rest[-1] + ".py")
+    source = Path(importlib.util.find_spec(top).origin).parent.joinpath(
+        *rest[:-1], rest[-1] + ".py"
+    )
     spec = importlib.util.spec_from_file_location(f"_lrstudy_dry_{cls.lower()}", source)
     loaded = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(loaded)
@@ -237,7 +290,11 @@ def check_optimizer(name: str, kwargs: dict) -> None:
     allowed, required = optimizer_kwargs_names(name)
     check_kwargs("optimizer", name, kwargs, allowed, required)
     lr = kwargs.get("lr")
-    if lr != "auto" and lr is not None and not (isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0):
+    if (
+        lr != "auto"
+        and lr is not None
+        and not (isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0)
+    ):
         raise ScheduleError(f"optimizer lr must be a number > 0 or 'auto', not {lr!r}")
     for key, value in kwargs.items():
         if value == "auto" and key != "lr":
@@ -253,11 +310,15 @@ def check_optimizer(name: str, kwargs: dict) -> None:
         training_weights(optimizer)  # a schedule-free optimizer steps in train mode only
         _dry_steps(optimizer)
     except Exception as error:  # whatever torch raises, reported before any job starts
-        raise ScheduleError(f"optimizer {name}({format_kwargs(kwargs)}) is rejected by torch: {type(error).__name__}: {error}") from None
+        raise ScheduleError(
+            f"optimizer {name}({format_kwargs(kwargs)}) is rejected by torch: {type(error).__name__}: {error}"
+        ) from None
 
 
 def build_optimizer(params, name: str, kwargs: dict) -> torch.optim.Optimizer:
-    kwargs = {k: float(v) if k == "lr" else v for k, v in kwargs.items()}  # LARS insists on a float lr
+    kwargs = {
+        k: float(v) if k == "lr" else v for k, v in kwargs.items()
+    }  # LARS insists on a float lr
     if name in TORCH_OPTIMIZERS:
         return getattr(torch.optim, name)(params, **kwargs)
     if name in SCHEDULE_FREE_OPTIMIZERS:
@@ -307,11 +368,20 @@ def fill_kwargs(name: str, kwargs: dict, steps_per_epoch: int, epochs: int) -> d
     if name == SEQUENTIAL:
         milestones = kwargs["milestones"]
         if milestones and milestones[-1] >= total:
-            raise ScheduleError(f"milestone {milestones[-1]} is not inside the run's {total} steps", "milestones")
+            raise ScheduleError(
+                f"milestone {milestones[-1]} is not inside the run's {total} steps", "milestones"
+            )
         starts = [0, *milestones]
-        children = [{"scheduler": c["scheduler"],
-                     "kwargs": {k: (total - start if v == "auto" and k in LENGTH_KWARGS else v) for k, v in c.get("kwargs", {}).items()}}
-                    for c, start in zip(kwargs["schedulers"], starts)]
+        children = [
+            {
+                "scheduler": c["scheduler"],
+                "kwargs": {
+                    k: (total - start if v == "auto" and k in LENGTH_KWARGS else v)
+                    for k, v in c.get("kwargs", {}).items()
+                },
+            }
+            for c, start in zip(kwargs["schedulers"], starts)
+        ]
         return {"schedulers": children, "milestones": list(milestones)}
     return dict(kwargs)
 
@@ -321,11 +391,15 @@ def build_scheduler(optimizer, name: str, kwargs: dict, steps_per_epoch: int, ep
     if name == NO_SCHEDULER:
         return lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
     if name == SEQUENTIAL:
-        children = [scheduler_class(c["scheduler"])(optimizer, **c["kwargs"]) for c in filled["schedulers"]]
+        children = [
+            scheduler_class(c["scheduler"])(optimizer, **c["kwargs"]) for c in filled["schedulers"]
+        ]
         return lr_scheduler.SequentialLR(optimizer, children, filled["milestones"])
     if name.startswith(COLOSSAL_PREFIX):
         cls = name.removeprefix(COLOSSAL_PREFIX)
-        return getattr(importlib.import_module(colossal_schedulers()[cls]), cls)(optimizer, **filled)
+        return getattr(importlib.import_module(colossal_schedulers()[cls]), cls)(
+            optimizer, **filled
+        )
     return scheduler_class(name)(optimizer, **filled)
 
 
@@ -337,7 +411,10 @@ def build_range_test(optimizer, range_test: dict, total_steps: int) -> lr_schedu
     start, end, mode = range_test["start_lr"], range_test["end_lr"], range_test["mode"]
     for group in optimizer.param_groups:
         group["lr"] = start
-    return lr_scheduler.LambdaLR(optimizer, lambda step: range_lr(min(step, total_steps - 1), total_steps, start, end, mode) / start)
+    return lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: range_lr(min(step, total_steps - 1), total_steps, start, end, mode) / start,
+    )
 
 
 # ------------------------------------------------------------------- `auto` values and momentum
@@ -405,8 +482,13 @@ def resolve_auto(spec: dict, bounds: dict) -> tuple[dict, dict, dict]:
     test_gain = step_gain(source["optimizer"], test_momentum)
     scheduler = spec.get("scheduler") or {}
     name, sched_kwargs = scheduler.get("class"), scheduler.get("kwargs", {})
-    record = {"range_test": source["run"], "rule": bounds.get("from"), "relation": RELATION,
-              "range_test_momentum": test_momentum, "conversions": []}
+    record = {
+        "range_test": source["run"],
+        "rule": bounds.get("from"),
+        "relation": RELATION,
+        "range_test_momentum": test_momentum,
+        "conversions": [],
+    }
 
     def fill(kwargs: dict, scheduler_name: str | None) -> dict:
         filled = dict(kwargs)
@@ -417,8 +499,16 @@ def resolve_auto(spec: dict, bounds: dict) -> tuple[dict, dict, dict]:
             run_momentum = momentum_at(spec["optimizer"], name, sched_kwargs, key)
             factor = test_gain / step_gain(spec["optimizer"], run_momentum)
             filled[key] = bounds[bound] * factor
-            record["conversions"].append({"key": key, "bound": bound, "suggested": bounds[bound],
-                                          "run_momentum": run_momentum, "factor": factor, "value": filled[key]})
+            record["conversions"].append(
+                {
+                    "key": key,
+                    "bound": bound,
+                    "suggested": bounds[bound],
+                    "run_momentum": run_momentum,
+                    "factor": factor,
+                    "value": filled[key],
+                }
+            )
         return filled
 
     return fill(spec["optimizer"].get("kwargs", {}), None), fill(sched_kwargs, name), record
@@ -435,10 +525,14 @@ def format_scheduler(name: str, filled: dict) -> str:
     if name.startswith(COLOSSAL_PREFIX):
         return f"{COLOSSAL_SCHEDULERS}.{name.removeprefix(COLOSSAL_PREFIX)}({_call_args(filled)})"
     if name == SEQUENTIAL:
-        children = ", ".join(f"{c['scheduler']}({_call_args(c['kwargs'])})" for c in filled["schedulers"])
+        children = ", ".join(
+            f"{c['scheduler']}({_call_args(c['kwargs'])})" for c in filled["schedulers"]
+        )
         milestones = format_value(filled["milestones"])
-        return (f"torch.optim.lr_scheduler.{SEQUENTIAL}(optimizer, schedulers=[{children}], "
-                f"milestones={milestones})")
+        return (
+            f"torch.optim.lr_scheduler.{SEQUENTIAL}(optimizer, schedulers=[{children}], "
+            f"milestones={milestones})"
+        )
     return f"torch.optim.lr_scheduler.{name}({_call_args(filled)})"
 
 

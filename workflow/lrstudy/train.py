@@ -132,7 +132,9 @@ def run_length(spec: dict, train_size: int) -> Length:
     A range test may set its own step count; otherwise a run lasts `epochs` epochs."""
     steps_per_epoch = train_size // spec["batch_size"]
     if steps_per_epoch == 0:
-        raise SystemExit(f"batch_size {spec['batch_size']} exceeds the {train_size} training samples")
+        raise SystemExit(
+            f"batch_size {spec['batch_size']} exceeds the {train_size} training samples"
+        )
     test = spec.get("range_test")
     total = test["steps"] if test and test.get("steps") else steps_per_epoch * spec["epochs"]
     return Length(steps_per_epoch, math.ceil(total / steps_per_epoch), total)
@@ -171,14 +173,23 @@ def build_components(spec: dict, dataset: dict, length: Length, bounds: dict | N
         record = {"class": "LambdaLR", "range_test": test}
     else:
         name = spec["scheduler"]["class"]
-        scheduler = schedules.build_scheduler(optimizer, name, sched_kwargs, length.steps_per_epoch, length.epochs)
+        scheduler = schedules.build_scheduler(
+            optimizer, name, sched_kwargs, length.steps_per_epoch, length.epochs
+        )
         record = {
             "class": name,
-            "kwargs": schedules.fill_kwargs(name, sched_kwargs, length.steps_per_epoch, length.epochs),
+            "kwargs": schedules.fill_kwargs(
+                name, sched_kwargs, length.steps_per_epoch, length.epochs
+            ),
             "config_kwargs": spec["scheduler"]["kwargs"],
         }
     optimizer_record = {"name": spec["optimizer"]["name"], "kwargs": opt_kwargs}
-    return model, optimizer, scheduler, {"scheduler": record, "optimizer": optimizer_record, "auto": auto}
+    return (
+        model,
+        optimizer,
+        scheduler,
+        {"scheduler": record, "optimizer": optimizer_record, "auto": auto},
+    )
 
 
 # ---------------------------------------------------------------------------- the run's log
@@ -192,16 +203,28 @@ class RunLog:
     def __init__(self, spec: dict, out: Path, state: dict | None, rank: int):
         test = spec.get("range_test") or {}
         self.stop_factor = test.get("stop_factor")
-        state = state or {"steps": [], "evals": [], "smoother": Smoother(test.get("smooth_beta", 0.98)), "best": math.inf}
+        state = state or {
+            "steps": [],
+            "evals": [],
+            "smoother": Smoother(test.get("smooth_beta", 0.98)),
+            "best": math.inf,
+        }
         self.steps, self.evals = state["steps"], state["evals"]
         self.smoother, self.best = state["smoother"], state["best"]
         self.pending: list[tuple[int, int, float, float, torch.Tensor]] = []
         self.writer = tensorboard_writer(spec, out, len(self.steps)) if rank == 0 else None
 
     def state(self) -> dict:
-        return {"steps": self.steps, "evals": self.evals, "smoother": self.smoother, "best": self.best}
+        return {
+            "steps": self.steps,
+            "evals": self.evals,
+            "smoother": self.smoother,
+            "best": self.best,
+        }
 
-    def step(self, step: int, epoch: int, lr: float, momentum: float | None, loss: torch.Tensor) -> None:
+    def step(
+        self, step: int, epoch: int, lr: float, momentum: float | None, loss: torch.Tensor
+    ) -> None:
         self.pending.append((step, epoch, lr, momentum, loss.detach()))
 
     def flush(self) -> bool:
@@ -214,17 +237,28 @@ class RunLog:
         for (step, epoch, lr, momentum, _), loss in zip(pending, losses):
             smoothed = self.smoother.update(loss)
             self.steps.append(
-                {"step": step, "epoch": epoch, "lr": lr, "momentum": momentum, "train_loss": loss, "smoothed_loss": smoothed}
+                {
+                    "step": step,
+                    "epoch": epoch,
+                    "lr": lr,
+                    "momentum": momentum,
+                    "train_loss": loss,
+                    "smoothed_loss": smoothed,
+                }
             )
             self.scalars(step, lr=lr, momentum=momentum, **{"train/loss": loss})
             if math.isfinite(smoothed):
                 self.best = min(self.best, smoothed)
-            if not math.isfinite(loss) or (self.stop_factor and smoothed > self.stop_factor * self.best):
+            if not math.isfinite(loss) or (
+                self.stop_factor and smoothed > self.stop_factor * self.best
+            ):
                 return False
         return True
 
     def evaluation(self, step: int, epoch: int, split: str, loss: float, accuracy: float) -> None:
-        self.evals.append({"step": step, "epoch": epoch, "split": split, "loss": loss, "accuracy": accuracy})
+        self.evals.append(
+            {"step": step, "epoch": epoch, "split": split, "loss": loss, "accuracy": accuracy}
+        )
         self.scalars(step, **{f"{split}/loss": loss, f"{split}/accuracy": accuracy})
 
     def scalars(self, step: int, **values) -> None:
@@ -299,15 +333,23 @@ class Checkpoints:
         if folder is None:
             return None
         state = torch.load(folder / "state.pt", weights_only=False)
-        if state["spec_hash"] != expected_hash:  # the config or the data changed since: start afresh
-            print(f"ignoring checkpoint {folder}: it belongs to another configuration or other data", file=sys.stderr)
+        if (
+            state["spec_hash"] != expected_hash
+        ):  # the config or the data changed since: start afresh
+            print(
+                f"ignoring checkpoint {folder}: it belongs to another configuration or other data",
+                file=sys.stderr,
+            )
             return None
         self.booster.load_model(model, str(folder / "model.pt"))
         self.booster.load_optimizer(optimizer, str(folder / "optimizer.pt"))
         self.booster.load_lr_scheduler(scheduler, str(folder / "scheduler.pt"))
         torch.set_rng_state(state["rng"]["torch"])
         random.setstate(state["rng"]["python"])
-        print(f"resuming from checkpoint {folder} (step {state['step']}, epoch {state['epoch']})", file=sys.stderr)
+        print(
+            f"resuming from checkpoint {folder} (step {state['step']}, epoch {state['epoch']})",
+            file=sys.stderr,
+        )
         return state
 
     def clear(self) -> None:
@@ -319,7 +361,14 @@ class Checkpoints:
 
 
 # --------------------------------------------------------------------------------- training
-def train(spec: dict, data_path: Path, out: Path, bounds: dict | None = None, gpu_ids=(), batches=shuffled_batches) -> dict:
+def train(
+    spec: dict,
+    data_path: Path,
+    out: Path,
+    bounds: dict | None = None,
+    gpu_ids=(),
+    batches=shuffled_batches,
+) -> dict:
     """Train one run (one seed) into `out`; returns what run.json records."""
     started = time.time()
     runtime = start_runtime(spec)
@@ -336,10 +385,14 @@ def train(spec: dict, data_path: Path, out: Path, bounds: dict | None = None, gp
 
     plugin = make_plugin(spec["plugin"], runtime.world, spec["precision"])
     mixed_precision = precision.booster_mixed_precision(spec["precision"], runtime.device, plugin)
-    booster = Booster(plugin=plugin, device=runtime.device.split(":")[0], mixed_precision=mixed_precision)
+    booster = Booster(
+        plugin=plugin, device=runtime.device.split(":")[0], mixed_precision=mixed_precision
+    )
     if plugin is None and mixed_precision is None:
         optimizer = OptimizerWrapper(optimizer)  # gives booster.backward() its optimizer.backward()
-    model, optimizer, criterion, _, scheduler = booster.boost(model, optimizer, torch.nn.CrossEntropyLoss(), lr_scheduler=scheduler)
+    model, optimizer, criterion, _, scheduler = booster.boost(
+        model, optimizer, torch.nn.CrossEntropyLoss(), lr_scheduler=scheduler
+    )
     raw_model = model.unwrap() if hasattr(model, "unwrap") else model
 
     # resume from the run folder's last checkpoint when it belongs to this spec and these data
@@ -349,7 +402,9 @@ def train(spec: dict, data_path: Path, out: Path, bounds: dict | None = None, gp
     log = RunLog(spec, out, state, runtime.rank)
     step, first_epoch = (state["step"], state["epoch"]) if state else (0, 0)
 
-    def evaluate_splits(step: int, epoch: int, splits=("valid", "test"), size: int | None = None) -> None:
+    def evaluate_splits(
+        step: int, epoch: int, splits=("valid", "test"), size: int | None = None
+    ) -> None:
         # a schedule-free optimizer is evaluated at its averaged weights (every rank switches)
         with schedules.evaluation_weights(optimizer):
             if runtime.rank == 0:
@@ -365,12 +420,18 @@ def train(spec: dict, data_path: Path, out: Path, bounds: dict | None = None, gp
     from tqdm import tqdm
 
     progress = tqdm(
-        total=length.total_steps, initial=step, desc=f"{spec['run']} seed {spec['seed']}",
-        file=sys.stderr, mininterval=2, disable=runtime.rank != 0,
+        total=length.total_steps,
+        initial=step,
+        desc=f"{spec['run']} seed {spec['seed']}",
+        file=sys.stderr,
+        mininterval=2,
+        disable=runtime.rank != 0,
     )
     status, loop_started = "completed", time.time()
     model.train()
-    schedules.training_weights(optimizer)  # schedule-free optimizers start, and resume, in eval mode
+    schedules.training_weights(
+        optimizer
+    )  # schedule-free optimizers start, and resume, in eval mode
     for epoch in range(first_epoch, length.epochs):
         for x, y in batches(x_train, y_train, spec, epoch, runtime):
             if step >= length.total_steps:
@@ -399,9 +460,20 @@ def train(spec: dict, data_path: Path, out: Path, bounds: dict | None = None, gp
             status = "diverged"
             break
         done = epoch + 1
-        if spec["checkpoint_every"] and done % spec["checkpoint_every"] == 0 and step < length.total_steps:
-            with schedules.evaluation_weights(optimizer):  # schedule-free: checkpointed in eval mode
-                checkpoints.save(model, optimizer, scheduler, {**log.state(), "step": step, "epoch": done, "spec_hash": digest})
+        if (
+            spec["checkpoint_every"]
+            and done % spec["checkpoint_every"] == 0
+            and step < length.total_steps
+        ):
+            with schedules.evaluation_weights(
+                optimizer
+            ):  # schedule-free: checkpointed in eval mode
+                checkpoints.save(
+                    model,
+                    optimizer,
+                    scheduler,
+                    {**log.state(), "step": step, "epoch": done, "spec_hash": digest},
+                )
     progress.close()
     loop_seconds = time.time() - loop_started
     if status == "diverged" and log.evals[-1]["step"] != step:
@@ -410,19 +482,36 @@ def train(spec: dict, data_path: Path, out: Path, bounds: dict | None = None, gp
         status = "collapsed"
 
     result = {
-        "run": spec["run"], "seed": spec["seed"], "status": status, "steps": len(log.steps),
-        "total_steps": length.total_steps, "steps_per_epoch": length.steps_per_epoch, "epochs": length.epochs,
-        "wall_seconds": round(time.time() - started, 3), "loop_started_at": loop_started, "loop_seconds": round(loop_seconds, 3),
-        "device": runtime.device, "device_name": torch.cuda.get_device_name() if runtime.cuda else io.host()["processor"],
-        "world_size": runtime.world, "plugin": type(plugin).__name__ if plugin else "none (Booster + OptimizerWrapper)",
+        "run": spec["run"],
+        "seed": spec["seed"],
+        "status": status,
+        "steps": len(log.steps),
+        "total_steps": length.total_steps,
+        "steps_per_epoch": length.steps_per_epoch,
+        "epochs": length.epochs,
+        "wall_seconds": round(time.time() - started, 3),
+        "loop_started_at": loop_started,
+        "loop_seconds": round(loop_seconds, 3),
+        "device": runtime.device,
+        "device_name": torch.cuda.get_device_name() if runtime.cuda else io.host()["processor"],
+        "world_size": runtime.world,
+        "plugin": type(plugin).__name__ if plugin else "none (Booster + OptimizerWrapper)",
         "precision": precision.describe(spec["precision"], runtime.device, plugin),
-        "gpu_ids": list(gpu_ids), "threads": torch.get_num_threads(), "range_test": spec.get("range_test"),
-        **record, "bounds": bounds, "spec": spec, "versions": io.versions(), "host": io.host(),
+        "gpu_ids": list(gpu_ids),
+        "threads": torch.get_num_threads(),
+        "range_test": spec.get("range_test"),
+        **record,
+        "bounds": bounds,
+        "spec": spec,
+        "versions": io.versions(),
+        "host": io.host(),
     }
     if runtime.rank == 0:
         io.write_csv(out / "steps.csv", STEP_FIELDS, log.steps)
         io.write_csv(out / "evals.csv", EVAL_FIELDS, log.evals)
-        io.write_json(out / "run.json", result)  # last: its presence means the run folder is complete
+        io.write_json(
+            out / "run.json", result
+        )  # last: its presence means the run folder is complete
         log.close()
         if not spec["keep_checkpoints"]:
             checkpoints.clear()
@@ -442,17 +531,27 @@ def load_bounds(path: str | None) -> dict | None:
         return None
     suggestion = json.loads(Path(path).read_text())
     if not suggestion.get("bounds") or suggestion["bounds"].get("max_lr") is None:
-        raise SystemExit(f"{path}: the range test gave no usable bounds ({suggestion.get('status')}); set the values by hand")
+        raise SystemExit(
+            f"{path}: the range test gave no usable bounds ({suggestion.get('status')}); set the values by hand"
+        )
     return suggestion["bounds"]
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--spec", required=True, help="a run's spec as JSON (lrstudy.config.run_spec), or a list of them")
+    parser.add_argument(
+        "--spec",
+        required=True,
+        help="a run's spec as JSON (lrstudy.config.run_spec), or a list of them",
+    )
     parser.add_argument("--data", required=True, type=Path, help="prepared dataset file")
-    parser.add_argument("--out", required=True, type=Path, nargs="+", help="run folder, one per spec")
+    parser.add_argument(
+        "--out", required=True, type=Path, nargs="+", help="run folder, one per spec"
+    )
     parser.add_argument("--suggestion", help="range-test suggestion JSON that fills `auto` values")
-    parser.add_argument("--lock-dir", default=".snakemake/gpu-locks", help="where local GPU leases are held")
+    parser.add_argument(
+        "--lock-dir", default=".snakemake/gpu-locks", help="where local GPU leases are held"
+    )
     args = parser.parse_args(argv)
     specs = json.loads(args.spec)
     args.specs = specs if isinstance(specs, list) else [specs]
@@ -485,7 +584,16 @@ def main(argv=None) -> None:
                 train(spec, args.data, out, bounds, ids)
             return
         argv = argv if argv is not None else sys.argv[1:]
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={world}", "-m", "lrstudy.train", *argv]
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc-per-node={world}",
+            "-m",
+            "lrstudy.train",
+            *argv,
+        ]
         subprocess.run(command, check=True)
 
 
