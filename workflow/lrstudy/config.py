@@ -257,6 +257,13 @@ def scheduler_kwargs(run: dict) -> dict:
 def check_report(config) -> None:
     runs = config["runs"]
     tests = set(range_runs(config))
+    for section, names in config["report"].get("extra_sections", {}).items():
+        for name in names:
+            if name not in runs:
+                raise ConfigError(
+                    f"report.extra_sections.{section}",
+                    f"names run {name!r}, which is not in `runs` ({', '.join(runs)})",
+                )
     for section, names in config["report"]["sections"].items():
         for name in names:
             if name not in runs:

@@ -50,6 +50,15 @@ def figure_kinds() -> list[tuple[str, str, str]]:
 
 
 FIGURES = [name for _, name, _ in figure_kinds()]  # the 21 images, without extension
+# Sections of config `report.extra_sections` (after the source's): the HTML report only, so the
+# Markdown report keeps the source's layout.
+EXTRA_FIRST_CATEGORY = 7
+EXTRA_KINDS = ("learning rate", "loss")
+
+
+def extra_figures(section: str) -> tuple[str, str]:
+    """The LR and the loss figure of an extra section, named after it."""
+    return f"{section}_LR", f"{section}_Loss"
 
 
 # ------------------------------------------------------------------------------- formatting

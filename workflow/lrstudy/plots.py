@@ -35,7 +35,12 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 from scipy import stats as scipy_stats  # noqa: E402
 
 from lrstudy.io import atomic_path  # noqa: E402
-from lrstudy.layout import BEST_TEST_FIGURE, SECTION_FIGURES, section_title  # noqa: E402
+from lrstudy.layout import (  # noqa: E402
+    BEST_TEST_FIGURE,
+    SECTION_FIGURES,
+    extra_figures,
+    section_title,
+)
 
 DPI = 200
 LR_SIZE = (4.0, 3.0)
@@ -609,6 +614,15 @@ def draw_all(config: dict, tables: Tables, out: Path) -> list[Path]:
                 runs, tables, colors, f"{title}: test loss", out / f"{BEST_TEST_FIGURE}.png", labels
             )
             written.append(out / f"{BEST_TEST_FIGURE}.png")
+    for section, runs in config["report"].get("extra_sections", {}).items():
+        lr_name, loss_name = extra_figures(section)
+        labels = {r: label(r, tables) for r in runs}
+        title = section.replace("_", " ")
+        draw_lr(runs, tables, colors, f"{title}: learning rate", out / f"{lr_name}.png", labels)
+        draw_loss(
+            runs, tables, colors, f"{title}: train & valid loss", out / f"{loss_name}.png", labels
+        )
+        written += [out / f"{lr_name}.png", out / f"{loss_name}.png"]
     return written
 
 

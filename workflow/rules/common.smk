@@ -158,20 +158,29 @@ REPORT_CODE = [os.path.join(PACKAGE, name) for name in ("report.py", "layout.py"
 
 def figure_outputs():
     """Every figure, marked for the HTML report with its own caption (workflow/report/NAME.rst),
-    its section's category and its kind (lrstudy.layout.figure_kinds)."""
-    return [
+    its section's category and its kind (lrstudy.layout.figure_kinds); then the figures of
+    `report.extra_sections`, each section a category of its own (captions extra_*.rst).
+    """
+    outputs = [
         # (`report(` may not begin a line in a Snakefile: the parser takes it for the directive)
-        mark_for_report(f"results/figures/{name}.png", name, section, kind)
+        mark_for_report(name, name, layout.REPORT_CATEGORIES[section], kind)
         for section, name, kind in layout.figure_kinds()
     ]
+    extra = config["report"]["extra_sections"]
+    for number, section in enumerate(extra, start=layout.EXTRA_FIRST_CATEGORY):
+        for name, kind in zip(layout.extra_figures(section), layout.EXTRA_KINDS):
+            caption = f"extra_{kind.replace(' ', '_')}"
+            outputs.append(mark_for_report(name, caption, f"{number} {section}", kind))
+    return outputs
 
 
-def mark_for_report(path, name, section, kind):
-    caption = f"../report/{name}.rst"
-    category = layout.REPORT_CATEGORIES[section]
-    labels = {"figure": name, "shows": kind}
+def mark_for_report(name, caption, category, kind):
     return report(
-        path, caption=caption, category=category, subcategory=kind, labels=labels
+        f"results/figures/{name}.png",
+        caption=f"../report/{caption}.rst",
+        category=category,
+        subcategory=kind,
+        labels={"figure": name, "shows": kind},
     )
 
 
