@@ -45,5 +45,5 @@ lint: $(STAMP)
 	$(VENV)/bin/snakefmt --check Snakefile workflow/rules
 
 clean:
-	rm -rf results/* .snakemake report.html
+	rm -rf results/* .snakemake report.html report.zip
 	touch results/.gitkeep
