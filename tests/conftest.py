@@ -52,7 +52,8 @@ def long_config(**overrides) -> dict:
 
 
 def spec_of(config: dict, run: str, seed: int = 0, **overrides) -> dict:
-    """The spec the `train` rule passes for (run, seed) (lrstudy.config.run_spec), plus overrides."""
+    """The spec the `train` rule passes for (run, seed) (lrstudy.config.run_spec), plus
+    overrides."""
     from lrstudy.config import run_spec
 
     return {**run_spec(config, run, seed), **overrides}
@@ -161,7 +162,8 @@ class Trainer:
                 )
 
     def reference(self, spec: dict) -> Path:
-        """The run folder of one uninterrupted run of `spec` (shared by the session: treat as read-only)."""
+        """The run folder of one uninterrupted run of `spec` (shared by the session: treat as
+        read-only)."""
         self.prefetch(spec)
         return self._references[self._key(spec)].wait().out
 
@@ -183,8 +185,9 @@ def trainer(digits_data, tmp_path_factory):
 # ------------------------------------------------------------------------------ the workflow
 @pytest.fixture
 def workflow_copy(tmp_path):
-    """make(config) -> a folder holding Snakefile, workflow/, envs/, report_template/, slurm/ and config/config.yaml = `config`
-    (a raw config dict, as written in YAML), for running Snakemake on it with `snakemake_cmd`."""
+    """make(config) -> a folder holding Snakefile, workflow/, envs/, report_template/, slurm/ and
+    config/config.yaml = `config` (a raw config dict, as written in YAML), for running Snakemake
+    on it with `snakemake_cmd`."""
 
     def make(config: dict, folder: Path | None = None) -> Path:
         folder = folder or tmp_path / "study"

@@ -30,7 +30,8 @@ def _show_config() -> dict[str, str]:
 
 
 def why_not_ci_cluster() -> str | None:
-    """None when the SLURM these tools talk to is the CI cluster and its controller is up, else why not."""
+    """None when the SLURM these tools talk to is the CI cluster and its controller is up, else
+    why not."""
     for tool in ("sinfo", "sbatch", "squeue", "scontrol", "scancel"):
         if shutil.which(tool) is None:
             return f"SLURM is not installed ('{tool}' not on PATH); {START}"
@@ -41,15 +42,19 @@ def why_not_ci_cluster() -> str | None:
     name = config.get("ClusterName")
     if name != CLUSTER:
         return (
-            f"the SLURM that answers here is cluster {name!r}, not the CI cluster {CLUSTER!r} of .ci/slurm.sh: "
-            "these tests never submit jobs to another cluster"
+            f"the SLURM that answers here is cluster {name!r}, not the CI cluster {CLUSTER!r} "
+            "of .ci/slurm.sh: these tests never submit jobs to another cluster"
         )
     host = config.get("SlurmctldHost[0]", config.get("SlurmctldHost", ""))
     if not host.startswith(socket.gethostname().split(".")[0]):
-        return f"cluster {CLUSTER!r} answers, but its controller {host!r} is not on this machine; {START}"
+        return (
+            f"cluster {CLUSTER!r} answers, but its controller {host!r} is not on this machine; "
+            f"{START}"
+        )
     ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=15)
     if ping.returncode != 0 or "UP" not in ping.stdout:
-        return f"the controller of {CLUSTER!r} is not UP (`scontrol ping`: {(ping.stdout or ping.stderr).strip()}); {START}"
+        said = (ping.stdout or ping.stderr).strip()
+        return f"the controller of {CLUSTER!r} is not UP (`scontrol ping`: {said}); {START}"
     return None
 
 

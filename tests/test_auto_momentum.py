@@ -39,7 +39,8 @@ def spec(scheduler=None, kwargs=None, optimizer=SGD0, test_optimizer=SGD0):
             spec("CyclicLR", {"base_lr": "auto", "max_lr": "auto"}),
             {"max_lr": 0.04, "base_lr": 0.005},
         ),
-        # range test at momentum 0.5, run at 0.9 with a constant schedule: 0.2 * 0.5 / 0.1 ... = 0.04
+        # range test at momentum 0.5, run at 0.9 with a constant schedule:
+        # 0.2 * 0.5 / 0.1 ... = 0.04
         (
             spec(
                 "StepLR",

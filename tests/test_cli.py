@@ -1,4 +1,5 @@
-"""The `lrstudy` command that pyproject.toml declares: its subcommands are the stage modules' mains."""
+"""The `lrstudy` command that pyproject.toml declares: its subcommands are the stage modules'
+mains."""
 
 import json
 import subprocess
@@ -54,7 +55,8 @@ def test_subcommand_help_is_the_module_s():
 
 
 def test_data_command_prepares_what_the_module_prepares(digits_data, tmp_path):
-    """`lrstudy data` gives the manifest `python -m lrstudy.data` gave the session (same splits, same hash)."""
+    """`lrstudy data` gives the manifest `python -m lrstudy.data` gave the session (same splits,
+    same hash)."""
     out, manifest = tmp_path / "digits.pt", tmp_path / "digits.json"
     proc = lrstudy("data", "--dataset", json.dumps(DIGITS), "--out", out, "--manifest", manifest)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -325,7 +325,8 @@ SHIPPED = sorted((ROOT / "config").glob("*.yaml"))
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
 def test_shipped_config_is_valid(path):
-    """Every config/*.yaml as a user passes it with --configfile (new files are covered by the glob)."""
+    """Every config/*.yaml as a user passes it with --configfile (new files are covered by the
+    glob)."""
     study.validate(yaml.safe_load(path.read_text()), [path], executor="local", local_gpus=0)
 
 
@@ -371,7 +372,8 @@ def test_snakemake_stops_at_dag_build(kind, change, key, words, workflow_copy):
 
 
 def test_numbers_in_command_line_lists_become_numbers():
-    """What Snakemake hands over for `--config 'seeds=[0,1,2]' 'optimizer={name: Adam, kwargs: {betas: [0.9, 0.99], lr: 1e-3}}'`
+    """What Snakemake hands over for
+    `--config 'seeds=[0,1,2]' 'optimizer={name: Adam, kwargs: {betas: [0.9, 0.99], lr: 1e-3}}'`
     (YAML BaseLoader: every scalar a string) validates as the numbers; names stay names."""
     overrides = {
         "seeds": ["0", "1", "2"],

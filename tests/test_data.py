@@ -15,7 +15,10 @@ from .util import SHARED, default_config
 MNIST_T10K = SHARED / "data" / "mnist-t10k"
 needs_mnist = pytest.mark.skipif(
     not (MNIST_T10K / "t10k-images-idx3-ubyte.gz").is_file(),
-    reason=f"the real MNIST test files are not at {MNIST_T10K} (../shared is only laid out for developers and CI)",
+    reason=(
+        f"the real MNIST test files are not at {MNIST_T10K} "
+        "(../shared is only laid out for developers and CI)"
+    ),
 )
 T10K_CLASS_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]  # from shared/README.md
 
@@ -102,7 +105,8 @@ def test_mnist_reader_on_the_real_test_files():
 
 @pytest.mark.parametrize("suffix", ["", ".gz"])
 def test_idx_round_trip(tmp_path, suffix):
-    """The MNIST files the benchmark's loader path and the tests write are IDX files read_idx reads back."""
+    """The MNIST files the benchmark's loader path and the tests write are IDX files read_idx reads
+    back."""
     images = np.arange(3 * 28 * 28, dtype=np.uint8).reshape(3, 28, 28)
     data.write_idx(tmp_path / f"x-idx3-ubyte{suffix}", images)
     data.write_idx(tmp_path / f"y-idx1-ubyte{suffix}", np.array([1, 2, 3], dtype=np.uint8))

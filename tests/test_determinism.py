@@ -1,4 +1,5 @@
-"""Two runs of one spec give byte-identical steps.csv and evals.csv on the CPU; another seed differs.
+"""Two runs of one spec give byte-identical steps.csv and evals.csv on the CPU; another seed
+differs.
 
 The thread count is part of the spec (`threads`, default 1) and train.py fixes it with
 torch.set_num_threads: CPU kernels split their reductions by thread, so a run with another thread
@@ -46,6 +47,7 @@ def test_other_seed_differs(trainer, specs):
         a, b = ((folder / name).read_text().splitlines() for folder in (first, other))
         assert a[0] == b[0] and len(a) == len(b), f"{name}: same header and length"
         assert a[1:] != b[1:], f"{name}: seed 1 repeats seed 0"
-    # the seed reaches the initial weights (the valid loss before the first step), not only the batch order
+    # the seed reaches the initial weights (the valid loss before the first step), not only the
+    # batch order
     step0 = [(folder / "evals.csv").read_text().splitlines()[1] for folder in (first, other)]
     assert step0[0].startswith("0,0,valid,") and step0[0] != step0[1]

@@ -1,5 +1,6 @@
 """Diverged runs: a range test stops where its smoothed loss passes stop_factor x its best, any run
-stops at a non-finite loss; both end with status `diverged`, complete files, and never win `best`."""
+stops at a non-finite loss; both end with status `diverged`, complete files, and never win
+`best`."""
 
 import csv
 import json

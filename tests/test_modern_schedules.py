@@ -211,7 +211,8 @@ def test_composition_prints_as_a_person_writes_it():
         "SequentialLR", study.scheduler_kwargs({**WARMUP_COSINE, "milestones": [20]}), 40, 15
     )
     assert schedules.format_scheduler("SequentialLR", filled) == (
-        "torch.optim.lr_scheduler.SequentialLR(optimizer, schedulers=[LinearLR(optimizer, start_factor=0.01, total_iters=20), "
+        "torch.optim.lr_scheduler.SequentialLR(optimizer, schedulers=["
+        "LinearLR(optimizer, start_factor=0.01, total_iters=20), "
         "CosineAnnealingLR(optimizer, T_max=580)], milestones=[20])"
     )
     assert schedules.format_scheduler(

@@ -1,5 +1,5 @@
-"""Tests of lrstudy.plots on small synthetic tables (no training): every figure is drawn, is a PNG of
-the planned size, and a diverged run and a 3-seed band draw without error.
+"""Tests of lrstudy.plots on small synthetic tables (no training): every figure is drawn, is a PNG
+of the planned size, and a diverged run and a 3-seed band draw without error.
 
 `synthetic_study` and `png_size` are also used by tests/test_report.py."""
 
@@ -231,8 +231,8 @@ def check_figures(out: Path) -> None:
 
 # ------------------------------------------------------------------------------ what was drawn
 def capture(monkeypatch) -> dict:
-    """name -> what each figure drew, read from its matplotlib artists as plots.save gets it: per axes
-    the legend entries (text, colour) and the data lines (colour, number of points)."""
+    """name -> what each figure drew, read from its matplotlib artists as plots.save gets it: per
+    axes the legend entries (text, colour) and the data lines (colour, number of points)."""
     from matplotlib.colors import to_hex
 
     figures = {}
@@ -266,8 +266,9 @@ def capture(monkeypatch) -> dict:
 
 
 def check_drawn(figures: dict, config: dict, folder: Path) -> None:
-    """Each section's LR, loss (and test loss) figure names exactly the section's runs, in order (the
-    best three: best.csv's), each with a line of its legend colour as long as that run's data."""
+    """Each section's LR, loss (and test loss) figure names exactly the section's runs, in order
+    (the best three: best.csv's), each with a line of its legend colour as long as that run's
+    data."""
     tables = {
         name: pd.read_csv(folder / "tables" / f"{name}.csv")
         for name in ("steps", "evals", "summary", "best")
@@ -301,8 +302,8 @@ def check_drawn(figures: dict, config: dict, folder: Path) -> None:
                     ]["step"].nunique()
                     for split in ("valid", "test")
                 }
-                # lr: the LR per step; loss: the train loss per step, smoothed and raw, and the valid
-                # loss per evaluation; test: the test loss per evaluation
+                # lr: the LR per step; loss: the train loss per step, smoothed and raw, and the
+                # valid loss per evaluation; test: the test loss per evaluation
                 want = {
                     "lr": [steps],
                     "loss": [steps, steps, evals["valid"]],

@@ -1,4 +1,5 @@
-"""Tests of lrstudy.rangetest: the sweep, the smoothing, the four suggestion rules, bounds, combine, CLI.
+"""Tests of lrstudy.rangetest: the sweep, the smoothing, the four suggestion rules, bounds,
+combine, CLI.
 
 Expected values come from the curves' definitions (closed forms or a dense-grid evaluation of the
 analytic function and its hand-written derivative), never from the code under test."""
@@ -173,7 +174,7 @@ def test_slope_is_taken_against_log_lr():
     assert 10**-3 <= res["steep"] <= 10**-2
 
 
-# ---------------------------------------------------------------------------------------- bounds, combine
+# ---------------------------------------------------------------------------------- bounds, combine
 def test_bounds_relations():
     b = rt.bounds({"minimum": 0.05, "steep": 0.002, "valley": 0.01, "slide": 0.001})
     assert b["max_lr"] == 0.01 and b["lr"] == 0.01 and b["from"] == "valley"

@@ -29,7 +29,10 @@ SOURCE = SHARED / "reference" / "source-report.md"
 TEMPLATE = ROOT / "report_template" / "report.md.j2"
 needs_source = pytest.mark.skipif(
     not SOURCE.is_file(),
-    reason=f"source report not found at {SOURCE} (../shared/reference/source-report.md beside the repo root)",
+    reason=(
+        f"source report not found at {SOURCE} "
+        "(../shared/reference/source-report.md beside the repo root)"
+    ),
 )
 # The source leaves these empty; the workflow fills them with the repository URL and commit.
 FILLED = ("## source code:", "# github link:")
@@ -106,7 +109,8 @@ def render(
 
 @pytest.fixture(scope="module")
 def drawn(tmp_path_factory):
-    """The default study on synthetic tables: every figure drawn and the report rendered with its images."""
+    """The default study on synthetic tables: every figure drawn and the report rendered with its
+    images."""
     tmp = tmp_path_factory.mktemp("drawn")
     config = synthetic_study(tmp / "results")
     tables = plots.Tables.read(
@@ -166,7 +170,8 @@ def test_skeleton_equals_the_source(tmp_path):
 
 @needs_source
 def test_text_equals_the_source_line_for_line(tmp_path):
-    """Stricter than the skeleton: blank lines, trailing spaces and the text between the tags too."""
+    """Stricter than the skeleton: blank lines, trailing spaces and the text between the tags
+    too."""
     text, _, _ = render(tmp_path)
     assert as_source_style(text).split("\n") == SOURCE.read_text().split("\n")
 
@@ -178,8 +183,14 @@ def test_default_lines(tmp_path):
         "## 2. Decays the learning rate of each parameter group by gamma=0.5 every 100 epochs.",
         "    lr_scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=100, gamma=0.5)",
         "    lr_scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.999)",
-        '    lr_scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1.1, steps_per_epoch=len(train_dataloader), epochs=config["NUM_EPOCHS"])',
-        "    lr_scheduler = torch.optim.lr_scheduler.CyclicLR(optimizer, base_lr=0.01, max_lr=1, step_size_up=50, step_size_down=100)",
+        (
+            "    lr_scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1.1, "
+            'steps_per_epoch=len(train_dataloader), epochs=config["NUM_EPOCHS"])'
+        ),
+        (
+            "    lr_scheduler = torch.optim.lr_scheduler.CyclicLR(optimizer, base_lr=0.01, "
+            "max_lr=1, step_size_up=50, step_size_down=100)"
+        ),
         "        low = math.log2(1e-5)",
         "        high = math.log2(10)",
         "* Compare different max_lr (1 vs 1.1)",
@@ -255,14 +266,14 @@ def test_other_changed_values(tmp_path):
         "    lr_scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.98)" in lines
     )
     assert (
-        "    lr_scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.8, pct_start=0.25, "
-        'steps_per_epoch=len(train_dataloader), epochs=config["NUM_EPOCHS"])'
+        "    lr_scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.8, "
+        'pct_start=0.25, steps_per_epoch=len(train_dataloader), epochs=config["NUM_EPOCHS"])'
     ) in lines
     assert "* Compare different max_lr (2 vs 0.8), pct_start (default vs 0.25)" in lines
     assert (
-        "    lr_scheduler = torch.optim.lr_scheduler.CyclicLR(optimizer, base_lr=0.001, max_lr=0.5, step_size_up=20)"
-        in lines
-    )
+        "    lr_scheduler = torch.optim.lr_scheduler.CyclicLR(optimizer, base_lr=0.001, "
+        "max_lr=0.5, step_size_up=20)"
+    ) in lines
 
 
 def test_auto_values_print_the_values_used(tmp_path):
@@ -282,9 +293,9 @@ def test_auto_values_print_the_values_used(tmp_path):
         repo_dir=tmp_path,
     )
     assert (
-        "    lr_scheduler = torch.optim.lr_scheduler.CyclicLR(optimizer, base_lr=0.0053, max_lr=0.0212, step_size_up=50)"
-        in text.split("\n")
-    )
+        "    lr_scheduler = torch.optim.lr_scheduler.CyclicLR(optimizer, base_lr=0.0053, "
+        "max_lr=0.0212, step_size_up=50)"
+    ) in text.split("\n")
     assert "auto" not in text
 
 
@@ -384,7 +395,8 @@ def test_cli(drawn, tmp_path):
     assert sorted(p.stem for p in (target.parent / "images").glob("*.png")) == sorted(
         report.FIGURES
     )
-    # --repo defaults to the checkout holding the template: this repository, at its commit (asked of git here)
+    # --repo defaults to the checkout holding the template: this repository, at its commit (asked
+    # of git here)
     head = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True
     )
@@ -481,7 +493,8 @@ def test_snakemake_report_and_html(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-4000:]
     html = (dst / "report.html").read_text()
-    # Snakemake embeds each file as a data URI: data:image/png;charset=utf8;filename=NAME.png;base64,...
+    # Snakemake embeds each file as a data URI:
+    # data:image/png;charset=utf8;filename=NAME.png;base64,...
     for name in report.FIGURES:
         found = re.search(rf"filename={re.escape(name)}\.png;base64,([A-Za-z0-9+/=]+)", html)
         assert found, f"{name}.png is not embedded in report.html"
@@ -492,7 +505,8 @@ def test_snakemake_report_and_html(tmp_path):
     assert "report.md" in html
     for caption in ("section 2 of the source report", "best scheduled runs by mean"):
         assert caption in html
-    # The same report as a zip (the catalog's `report: true`): report.html plus every figure, byte for byte
+    # The same report as a zip (the catalog's `report: true`): report.html plus every figure, byte
+    # for byte
     done = subprocess.run(
         snakemake + ["--report", "report.zip"],
         cwd=dst,

@@ -1,4 +1,5 @@
-"""A killed training job resumes from its last checkpoint and ends with the bytes of an unbroken run.
+"""A killed training job resumes from its last checkpoint and ends with the bytes of an unbroken
+run.
 
 The kill is SIGKILL (an OOM kill, a preempted node): nothing of the job runs after it. A killed job
 must leave no steps.csv/evals.csv/run.json (Snakemake would take the job as done), and its rerun
@@ -211,9 +212,9 @@ def test_an_interrupted_clear_leaves_no_checkpoint_to_resume(tmp_path, monkeypat
 def test_snakemake_reruns_a_killed_job_from_its_checkpoint(
     trainer, workflow_copy, digits_data, tmp_path
 ):
-    """The `train` rule through Snakemake: the whole `snakemake` process group is SIGKILLed (Snakemake
-    itself included, as when a login session or node dies) after the job's first checkpoint; then
-    `snakemake --rerun-incomplete` finishes the job from that checkpoint."""
+    """The `train` rule through Snakemake: the whole `snakemake` process group is SIGKILLed
+    (Snakemake itself included, as when a login session or node dies) after the job's first
+    checkpoint; then `snakemake --rerun-incomplete` finishes the job from that checkpoint."""
     raw = raw_config()  # the tiny study as written; its range test runs 400 steps
     run = "range_test"  # resumes the smoother and the best loss too, which decide where it stops
     spec = spec_of(validated(raw), run, 0)

@@ -56,7 +56,8 @@ def test_recorded_lr_equals_torch(run, digits_data, tmp_path):
 
 def test_range_test_lr_is_geometric_from_start_to_end(digits_data, tmp_path):
     """The range test's LR at step i is 1e-5 * (10 / 1e-5) ** (i / (N - 1)): the recorded LRs (up to
-    wherever the loss let the run go) and, whatever the loss does, the schedule up to its last step."""
+    wherever the loss let the run go) and, whatever the loss does, the schedule up to its last
+    step."""
     config = default_config()
     config.update(batch_size=BATCH, epochs=EPOCHS, eval_every=1000, checkpoint_every=0)
     config["runs"]["range_test"]["range_test"]["stop_factor"] = None

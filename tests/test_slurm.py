@@ -15,7 +15,8 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def cluster():
-    """Only the cluster .ci/slurm.sh started (tests/slurm_ci.py); skipped elsewhere, failing in CI."""
+    """Only the cluster .ci/slurm.sh started (tests/slurm_ci.py); skipped elsewhere, failing in
+    CI."""
     require_ci_cluster()
 
 

@@ -150,10 +150,12 @@ def test_profile_slurm_keys_are_real_plugin_options():
     assert used <= fields, f"unknown plugin options: {sorted(used - fields)}"
 
 
+# (a backslash at the end of a line here is Python's: the line goes on in the next one)
 FAKE_TOOL = """#!/bin/sh
 # stand-in for a user's cluster: its controller answers, and any submission is recorded
 case "$0 $1" in
-  *scontrol\\ show) printf 'ClusterName             = users-hpc\\nSlurmctldHost[0]        = login1\\n' ;;
+  *scontrol\\ show) printf 'ClusterName             = users-hpc\\n\
+SlurmctldHost[0]        = login1\\n' ;;
   *scontrol\\ ping) echo 'Slurmctld(primary) at login1 is UP' ;;
   *sinfo*) echo 'gpu*' ;;
   *) echo "$0 $*" >> "$SUBMITTED"; echo 4242 ;;
@@ -163,8 +165,8 @@ esac
 
 @pytest.mark.parametrize("ci", [False, True], ids=["user", "ci"])
 def test_another_cluster_gets_no_job_and_the_tests_say_why(tmp_path, ci):
-    """A user's cluster answers sinfo (partition gpu): the SLURM tests submit nothing to it; they skip
-    naming the cluster, or fail in CI (CI=true), where the CI cluster should have answered."""
+    """A user's cluster answers sinfo (partition gpu): the SLURM tests submit nothing to it; they
+    skip naming the cluster, or fail in CI (CI=true), where the CI cluster should have answered."""
     fake = tmp_path / "bin"
     fake.mkdir()
     for tool in ("sinfo", "sbatch", "squeue", "scontrol", "scancel", "srun", "sacct"):

@@ -1,4 +1,5 @@
-"""The training job: it learns, every configured optimizer steps, multi-rank and TensorBoard work."""
+"""The training job: it learns, every configured optimizer steps, multi-rank and TensorBoard
+work."""
 
 import json
 import pickle
@@ -67,7 +68,8 @@ CLASSES = {
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_each_optimizer_trains_lenet5_on_cpu(name, digits_data, tmp_path, monkeypatch):
-    """The job builds the named class with the configured kwargs (LAMB and LARS from colossalai), and it learns."""
+    """The job builds the named class with the configured kwargs (LAMB and LARS from colossalai),
+    and it learns."""
     built = []
     original = schedules.build_optimizer
     monkeypatch.setattr(
@@ -200,9 +202,9 @@ def test_range_test_in_validation_loss_mode_records_and_uses_valid_loss(digits_d
     assert subset["step"].tolist() == list(range(5, last + 1, 5)) and len(subset) >= 20
     result = rangetest.analyse(tmp_path)
     assert result["source"] == "valid_loss"
-    # The suggestions come from the recorded range_valid curve: its LRs (the LR of each eval's step),
-    # bias-corrected EMA with beta 0.98 ** 5 (pandas' adjusted ewm is that average), cut at the first
-    # non-finite point, the first 10 % and the last ceil(5 / 5) points left out.
+    # The suggestions come from the recorded range_valid curve: its LRs (the LR of each eval's
+    # step), bias-corrected EMA with beta 0.98 ** 5 (pandas' adjusted ewm is that average), cut at
+    # the first non-finite point, the first 10 % and the last ceil(5 / 5) points left out.
     curve = subset.merge(
         pd.read_csv(tmp_path / "steps.csv")[["step", "lr"]], on="step"
     ).sort_values("step")

@@ -76,7 +76,8 @@ def test_default_study_finishes_with_a_row_per_run_and_seed(workflow_copy, tmp_p
     assert (folder / "results" / "report" / "report.md").stat().st_size > 0
     best = pd.read_csv(folder / "results" / "tables" / "best.csv")
     assert len(best) == 3 and not set(best["run"]) & {"range_test"}
-    # `auto` runs trained with the range test's bound at OneCycleLR's peak momentum 0.85 (the range test's is 0)
+    # `auto` runs trained with the range test's bound at OneCycleLR's peak momentum 0.85 (the range
+    # test's is 0)
     bounds = json.loads(
         (folder / "results" / "runs" / "range_test" / "suggestion.json").read_text()
     )["bounds"]
@@ -108,7 +109,8 @@ def test_diverging_range_test_and_auto_bounds_flow_into_the_report(workflow_copy
     assert summary.set_index("run").loc["range_test", "status"] == "diverged"
     bounds = json.loads((results / "runs" / "range_test" / "suggestion.json").read_text())["bounds"]
     auto = json.loads((results / "runs" / "cyclic_auto" / "seed0" / "run.json").read_text())
-    # CyclicLR's floor meets max_momentum 0.9, its peak base_momentum 0.8 (the range test's momentum is 0)
+    # CyclicLR's floor meets max_momentum 0.9, its peak base_momentum 0.8 (the range test's
+    # momentum is 0)
     used = auto["scheduler"]["kwargs"]
     assert used["base_lr"] == pytest.approx(bounds["base_lr"] * 0.1, rel=1e-12)
     assert used["max_lr"] == pytest.approx(bounds["max_lr"] * 0.2, rel=1e-12)
@@ -116,9 +118,9 @@ def test_diverging_range_test_and_auto_bounds_flow_into_the_report(workflow_copy
 
     text = (results / "report" / "report.md").read_text()
     assert (
-        f"CyclicLR(optimizer, base_lr={format_value(used['base_lr'])}, max_lr={format_value(used['max_lr'])}"
-        in text
-    )
+        f"CyclicLR(optimizer, base_lr={format_value(used['base_lr'])}, "
+        f"max_lr={format_value(used['max_lr'])}"
+    ) in text
     assert all(p.stat().st_size > 0 for p in (results / "report" / "images").glob("*.png"))
 
 
@@ -139,8 +141,9 @@ SHIPPED = sorted((ROOT / "config").glob("*.yaml"))
 @pytest.mark.slow
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
 def test_each_shipped_config_builds_its_dag(path, workflow_copy):
-    """`snakemake -n --configfile config/X.yaml` plans every run and seed of X and the report, as shipped
-    (mnist and cifar10 download their raw files in the job, so their DAG needs none here)."""
+    """`snakemake -n --configfile config/X.yaml` plans every run and seed of X and the report, as
+    shipped (mnist and cifar10 download their raw files in the job, so their DAG needs none
+    here)."""
     config = yaml.safe_load(path.read_text())
     folder = workflow_copy(config)
     shutil.copy(path, folder / "config" / path.name)

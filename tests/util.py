@@ -50,7 +50,8 @@ def snakemake(*args, cwd=ROOT, check=False, timeout=900, env=None):
     )
     if check and proc.returncode != 0:
         raise AssertionError(
-            f"snakemake {' '.join(map(str, args))} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+            f"snakemake {' '.join(map(str, args))} failed:\n"
+            f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
         )
     return proc
 

@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
         print(
-            f"lrstudy: unknown command {command!r}; choose one of {', '.join(COMMANDS)}\n\n{usage()}",
+            f"lrstudy: unknown command {command!r}; choose one of {', '.join(COMMANDS)}\n\n"
+            f"{usage()}",
             file=sys.stderr,
         )
         return 2

@@ -5,7 +5,8 @@ results/tables/evals.csv    run, seed, step, epoch, split, loss, accuracy
 results/tables/summary.csv  one row per run and seed (SUMMARY_FIELDS)
 results/tables/best.csv     the best scheduled runs by a metric's mean over seeds
 results/tables/comparison.csv  every scheduled run against the #1: 95 % t-intervals over seeds
-                            and a paired t-test (seeds pair runs: same initial weights, same batches)
+                            and a paired t-test (seeds pair runs: same initial weights,
+                            same batches)
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ METRICS = ("final_valid_loss", "best_valid_loss", "test_loss", "final_train_loss
 
 
 def summarise(run: dict, steps: pd.DataFrame, evals: pd.DataFrame, target: float) -> dict:
-    """One summary row. `final_*` are read at the last evaluation, train loss as its smoothed value."""
+    """One summary row. `final_*` are read at the last evaluation, train loss as its smoothed
+    value."""
     valid = evals[evals["split"] == "valid"].sort_values("step")
     test = evals[evals["split"] == "test"].sort_values("step")
     reached = valid[valid["loss"] <= target]

@@ -86,7 +86,8 @@ def fetch(dataset: dict, folder: Path) -> dict[str, str]:
     ]
     if bad and dataset.get("verify_md5", True):
         raise DatasetError(
-            f"checksum mismatch for {'; '.join(bad)} (truncated or corrupted download? delete and fetch again)"
+            f"checksum mismatch for {'; '.join(bad)} "
+            "(truncated or corrupted download? delete and fetch again)"
         )
     return sums
 
@@ -128,7 +129,8 @@ def read_idx(path: Path) -> np.ndarray:
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
-    """Write unsigned bytes as an IDX file (gzipped when the name ends in .gz): read_idx's inverse."""
+    """Write unsigned bytes as an IDX file (gzipped when the name ends in .gz): read_idx's
+    inverse."""
     array = np.ascontiguousarray(array, dtype=np.uint8)
     header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
         int(n).to_bytes(4, "big") for n in array.shape

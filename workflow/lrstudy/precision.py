@@ -20,7 +20,8 @@ def check(precision: str, device: str) -> None:
     """A job's last word, once its device is known (`auto` may resolve to the CPU on its node)."""
     if precision == "fp16" and not device.startswith("cuda"):
         raise SystemExit(
-            "config key `precision`: fp16 needs CUDA, and this job runs on the CPU; use bf16 or fp32"
+            "config key `precision`: fp16 needs CUDA, and this job runs on the CPU; "
+            "use bf16 or fp32"
         )
 
 

@@ -260,9 +260,9 @@ DRY_STEPS = 3
 
 
 def _dry_steps(optimizer, scheduler=None) -> None:
-    """Step `optimizer` (zero gradients) and `scheduler` DRY_STEPS times, as training does per batch.
-    Where the scheduler has one, also evaluate torch's closed form of its LR: it uses every kwarg at
-    once (StepLR's gamma only enters the stepped LR after step_size steps)."""
+    """Step `optimizer` (zero gradients) and `scheduler` DRY_STEPS times, as training does per
+    batch. Where the scheduler has one, also evaluate torch's closed form of its LR: it uses every
+    kwarg at once (StepLR's gamma only enters the stepped LR after step_size steps)."""
     for group in optimizer.param_groups:
         for param in group["params"]:
             param.grad = torch.zeros_like(param)
@@ -299,7 +299,8 @@ def check_optimizer(name: str, kwargs: dict) -> None:
     for key, value in kwargs.items():
         if value == "auto" and key != "lr":
             raise ScheduleError(f"optimizer {key!r} cannot be 'auto' (only lr)")
-    # A dry build on a dummy parameter, stepped a few times: torch's own errors for wrong values/types.
+    # A dry build on a dummy parameter, stepped a few times: torch's own errors for wrong
+    # values/types.
     trial = {k: (0.1 if v == "auto" else float(v)) if k == "lr" else v for k, v in kwargs.items()}
     try:
         params = [torch.zeros(2, requires_grad=True)]
@@ -311,7 +312,8 @@ def check_optimizer(name: str, kwargs: dict) -> None:
         _dry_steps(optimizer)
     except Exception as error:  # whatever torch raises, reported before any job starts
         raise ScheduleError(
-            f"optimizer {name}({format_kwargs(kwargs)}) is rejected by torch: {type(error).__name__}: {error}"
+            f"optimizer {name}({format_kwargs(kwargs)}) is rejected by torch: "
+            f"{type(error).__name__}: {error}"
         ) from None
 
 

@@ -1,6 +1,7 @@
-"""One training job: LeNet5 (or ResNet-18) under one LR schedule, through ColossalAI's Booster.
+r"""One training job: LeNet5 (or ResNet-18) under one LR schedule, through ColossalAI's Booster.
 
-    python -m lrstudy.train --spec JSON --data results/data/mnist10k.pt --out results/runs/step/seed0
+    python -m lrstudy.train --spec JSON --data results/data/mnist10k.pt \
+        --out results/runs/step/seed0
 
 `--spec` is one run's spec (lrstudy.config.run_spec) or a JSON list of them, one `--out` folder
 each: a job trains its seeds one after another in one process, so the ~7 s of importing torch and
@@ -532,7 +533,8 @@ def load_bounds(path: str | None) -> dict | None:
     suggestion = json.loads(Path(path).read_text())
     if not suggestion.get("bounds") or suggestion["bounds"].get("max_lr") is None:
         raise SystemExit(
-            f"{path}: the range test gave no usable bounds ({suggestion.get('status')}); set the values by hand"
+            f"{path}: the range test gave no usable bounds ({suggestion.get('status')}); "
+            "set the values by hand"
         )
     return suggestion["bounds"]
 
