@@ -19,11 +19,12 @@ RANGE_TEST = "range_test"  # tiny.yaml: 1e-3 to 1e3 over 400 steps, stop_factor 
 RUNS = {
     # lr 0.1 for 60 steps (it learns), then 1e3: the loss overflows to NaN
     "blowup": {"scheduler": "StepLR", "kwargs": {"step_size": 60, "gamma": 1.0e4}},
-    # completes, and learns slowly: its best valid loss stays above blowup's
+    # completes, and learns slowly: its best valid loss stays above blowup's (2.2 vs 1.6 here),
+    # its accuracy well above chance (0.30, where `collapsed` ends at 0.15)
     "slow": {
         "scheduler": "ExponentialLR",
         "kwargs": {"gamma": 1.0},
-        "optimizer": {"name": "SGD", "kwargs": {"lr": 0.005}},
+        "optimizer": {"name": "SGD", "kwargs": {"lr": 0.02}},
     },
     # the range test without stop_factor
     "range_nostop": {
