@@ -251,7 +251,7 @@ def test_snakemake_reruns_a_killed_job_from_its_checkpoint(
     )
     rerun, rerun_log = snakemake("--rerun-incomplete", target)
     assert rerun.wait(timeout=JOB_TIMEOUT) == 0, rerun_log.read_text()[-4000:]
-    job_log = (study / "results" / "logs" / "train" / run / "seed0.log").read_text()
+    job_log = (study / "results" / "logs" / "train" / f"{run}.log").read_text()  # a job per run
     assert f"resuming from checkpoint results/runs/{run}/seed0/ckpt-{step:07d}" in job_log, job_log[
         -2000:
     ]
