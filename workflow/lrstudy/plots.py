@@ -313,6 +313,11 @@ def draw_lr(runs: list[str], tables: Tables, colors: dict, title: str, path: Pat
     save(fig, path)
 
 
+def stop_handle(label: str) -> Line2D:
+    """The legend entry of the x that marks where a diverged run stopped (draw_stops)."""
+    return Line2D([], [], color="0.2", marker="x", markeredgewidth=2, linestyle="none", label=label)
+
+
 def style_handles(tables: Tables, runs: list[str], valid_label="valid loss") -> list:
     handles = [
         Line2D([], [], color="0.2", label="train loss (smoothed)"),
@@ -322,17 +327,7 @@ def style_handles(tables: Tables, runs: list[str], valid_label="valid loss") -> 
     if any(len(tables.seeds(r)) > 1 for r in runs):
         handles.append(Patch(color="0.2", alpha=0.2, label="95 % CI over seeds"))
     if any(tables.diverged_seeds(r) for r in runs):
-        handles.append(
-            Line2D(
-                [],
-                [],
-                color="0.2",
-                marker="x",
-                markeredgewidth=2,
-                linestyle="none",
-                label="diverged (stopped)",
-            )
-        )
+        handles.append(stop_handle("diverged (stopped)"))
     return handles
 
 
@@ -516,17 +511,7 @@ def draw_legend(runs: list[str], tables: Tables, colors: dict, path: Path, label
     """The runs' colours alone, to stand beside an LR figure (the source's N_legend images)."""
     handles = [Line2D([], [], color=colors[r], linewidth=2.5, label=labels[r]) for r in runs]
     if any(tables.diverged_seeds(r) for r in runs):
-        handles.append(
-            Line2D(
-                [],
-                [],
-                color="0.2",
-                marker="x",
-                markeredgewidth=2,
-                linestyle="none",
-                label="diverged",
-            )
-        )
+        handles.append(stop_handle("diverged"))
     if not handles:
         handles = [Line2D([], [], color="none", label="no runs")]
     fontsize = 8.0
