@@ -1,6 +1,7 @@
 # LR schedule study: LeNet5 with ColossalAI under an LR range test and torch's schedulers.
-# Stages: prepare data -> one training job per run and seed -> range-test suggestions ->
-# aggregated tables -> figures -> the Markdown report (and `snakemake --report report.html`).
+# Stages: prepare data -> one training job per run (its seeds), range-test suggestions -> per
+# schedule family a tuning job (the LR grid), the chosen setting, a confirmation job -> the tables
+# and the verdict -> figures -> the Markdown report (and `snakemake --report report.html`).
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -27,6 +28,7 @@ include: "workflow/rules/report.smk"
 localrules:
     all,
     prepare_data,
+    select_setting,
     suggest_lr,
     combine_suggestions,
     aggregate,

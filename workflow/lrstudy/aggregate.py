@@ -3,10 +3,10 @@
 results/tables/steps.csv    run, seed, step, epoch, lr, train_loss, smoothed_loss
 results/tables/evals.csv    run, seed, step, epoch, split, loss, accuracy
 results/tables/summary.csv  one row per run and seed (SUMMARY_FIELDS)
-results/tables/best.csv     the best scheduled runs by a metric's mean over seeds
-results/tables/comparison.csv  every scheduled run against the #1: 95 % t-intervals over seeds
-                            and a paired t-test (seeds pair runs: same initial weights,
-                            same batches)
+results/tables/tuning.csv   every family's grid points on the tuning seeds, the chosen one marked
+results/tables/verdict.csv  every family at its chosen setting on the confirmation seeds against
+                            #1, with its verdict word (lrstudy.verdict)
+results/tables/best.csv     the verdict's first `best_count` families (the best section's runs)
 """
 
 from __future__ import annotations
@@ -16,15 +16,18 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
+from lrstudy import verdict
+from lrstudy.families import confirmation_run
 from lrstudy.io import atomic_path
+from lrstudy.layout import format_value
 
 SUMMARY_FIELDS = [
     "run",
     "seed",
+    "family",
+    "multiplier",
     "kind",
     "scheduler",
     "optimizer",
@@ -40,7 +43,6 @@ SUMMARY_FIELDS = [
     "steps_to_target",
     "wall_seconds",
 ]
-METRICS = ("final_valid_loss", "best_valid_loss", "test_loss", "final_train_loss")
 
 
 def summarise(run: dict, steps: pd.DataFrame, evals: pd.DataFrame, target: float) -> dict:
@@ -50,9 +52,12 @@ def summarise(run: dict, steps: pd.DataFrame, evals: pd.DataFrame, target: float
     test = evals[evals["split"] == "test"].sort_values("step")
     reached = valid[valid["loss"] <= target]
     last = lambda frame, column: float(frame[column].iloc[-1]) if len(frame) else math.nan  # noqa: E731
+    tuning = run["spec"].get("tuning") or {}
     return {
         "run": run["run"],
         "seed": run["seed"],
+        "family": tuning.get("family"),
+        "multiplier": tuning.get("multiplier"),
         "kind": "range_test" if "range_test" in run["spec"] else "scheduled",
         "scheduler": run["scheduler"]["class"] if "range_test" not in run["spec"] else "range_test",
         "optimizer": run["optimizer"]["name"],
@@ -93,138 +98,45 @@ def aggregate(
     )
 
 
-def eligible(summary: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Scheduled runs every seed of which completed with a finite `metric`: the ones that may be
-    best. Range tests never qualify, nor a run any seed of which diverged or collapsed."""
-    scheduled = summary[summary["kind"] == "scheduled"]
-    bad = set(
-        scheduled.loc[
-            (scheduled["status"] != "completed") | ~scheduled[metric].map(math.isfinite), "run"
-        ]
-    )
-    return scheduled[~scheduled["run"].isin(bad)]
+def momentum_ranges(steps: pd.DataFrame) -> dict[str, str]:
+    """Each run's momentum as trained (steps.csv): `0.9`, or `0.85-0.95` where it was cycled."""
+    out = {}
+    for run, values in steps.groupby("run")["momentum"]:
+        values = values.dropna()
+        if not len(values):
+            out[run] = ""
+        elif values.max() - values.min() > 1e-12:
+            low, high = (format_value(round(float(v), 3)) for v in (values.min(), values.max()))
+            out[run] = f"{low}-{high}"
+        else:
+            out[run] = format_value(round(float(values.iloc[0]), 3))
+    return out
 
 
-def choose_best(summary: pd.DataFrame, metric: str, count: int) -> pd.DataFrame:
-    """The `count` eligible runs with the lowest mean `metric` over seeds; ties in the mean are
-    broken by the run's name, so the choice is deterministic."""
-    if metric not in METRICS:
-        raise ValueError(f"best metric {metric!r}; choose one of {', '.join(METRICS)}")
-    best = (
-        eligible(summary, metric)
-        .groupby("run")[metric]
-        .agg(mean="mean", std="std", min="min", max="max", seeds="count")
-        .reset_index()
-        .sort_values(["mean", "run"], kind="stable")
-        .head(count)
-    )
-    best.insert(0, "rank", range(1, len(best) + 1))
-    best.insert(2, "metric", metric)
-    return best.reset_index(drop=True)
-
-
-def t_interval(values) -> tuple[float, float, float, float]:
-    """(mean, sd, ci_low, ci_high): the 95 % t-interval mean +- t(0.975, n-1) sd / sqrt(n);
-    NaN bounds (and sd) with fewer than two values."""
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    if len(values) == 0:
-        return (math.nan,) * 4
-    mean = float(values.mean())
-    if len(values) < 2:
-        return mean, math.nan, math.nan, math.nan
-    sd = float(values.std(ddof=1))
-    half = float(stats.t.ppf(0.975, len(values) - 1)) * sd / math.sqrt(len(values))
-    return mean, sd, mean - half, mean + half
-
-
-def paired_p(ours: pd.Series, best: pd.Series) -> float:
-    """Two-sided p of scipy's paired t-test over the seeds both runs have (finite values); 1.0 where
-    every difference is zero (the runs are the same), NaN with fewer than two shared seeds."""
-    pairs = pd.concat([ours, best], axis=1, join="inner").dropna()
-    pairs = pairs[np.isfinite(pairs).all(axis=1)]
-    if len(pairs) < 2:
-        return math.nan
-    if (pairs.iloc[:, 0] == pairs.iloc[:, 1]).all():
-        return 1.0
-    return float(stats.ttest_rel(pairs.iloc[:, 0], pairs.iloc[:, 1]).pvalue)
-
-
-COMPARISON_FIELDS = [
+BEST_FIELDS = [
     "rank",
+    "family",
     "run",
-    "status",
-    "n_seeds",
-    "metric",
+    "multiplier",
     "mean",
-    "std",
     "ci_low",
     "ci_high",
-    "test_accuracy_mean",
-    "test_accuracy_ci_low",
-    "test_accuracy_ci_high",
-    "median_steps_to_target",
-    "p_value",
-    "tied_with_best",
-    "note",
+    "verdict",
+    "p_rank1",
 ]
 
 
-def compare(summary: pd.DataFrame, metric: str, alpha: float = 0.05) -> pd.DataFrame:
-    """One row per scheduled run, ordered by mean `metric`: its 95 % t-intervals and a paired t-test
-    against #1 (the best by mean, `choose_best`); tied_with_best where p >= alpha."""
-    scheduled = summary[summary["kind"] == "scheduled"]
-    ranked = choose_best(summary, metric, len(scheduled))
-    top = ranked["run"].iloc[0] if len(ranked) else None
-    by_seed = scheduled.pivot_table(
-        index="seed", columns="run", values=metric, aggfunc="first", dropna=False
-    )
-    rows = []
-    for run, group in scheduled.groupby("run", sort=False):
-        mean, sd, low, high = t_interval(group[metric])
-        acc_mean, _, acc_low, acc_high = t_interval(group["test_accuracy"])
-        statuses = group["status"].value_counts()
-        p = math.nan if run == top or top is None else paired_p(by_seed[run], by_seed[top])
-        reached = group["steps_to_target"].astype("Float64").fillna(np.inf)
-        median_steps = float(np.median(reached)) if len(reached) else math.inf
-        notes = [f"{len(group)} seed: no interval or test" if len(group) < 2 else ""]
-        if statuses.index.tolist() != ["completed"]:
-            notes.append(", ".join(f"{n} {s}" for s, n in statuses.items()))
-        rows.append(
-            {
-                "run": run,
-                "status": statuses.index[0] if len(statuses) == 1 else "mixed",
-                "n_seeds": len(group),
-                "metric": metric,
-                "mean": mean,
-                "std": sd,
-                "ci_low": low,
-                "ci_high": high,
-                "test_accuracy_mean": acc_mean,
-                "test_accuracy_ci_low": acc_low,
-                "test_accuracy_ci_high": acc_high,
-                "median_steps_to_target": median_steps if math.isfinite(median_steps) else None,
-                "p_value": p,
-                "note": "; ".join(n for n in notes if n),
-                "tied_with_best": bool(run in set(ranked["run"]) and run != top and p >= alpha)
-                if math.isfinite(p)
-                else None,
-            }
-        )
-    frame = pd.DataFrame(rows)
-    if not len(frame):
-        return pd.DataFrame(columns=COMPARISON_FIELDS)
-    frame["rank"] = frame["run"].map(dict(zip(ranked["run"], ranked["rank"]))).astype("Int64")
-    frame["tied_with_best"] = frame["tied_with_best"].astype("boolean")
-    return frame.sort_values(["rank", "mean", "run"], na_position="last", kind="stable")[
-        COMPARISON_FIELDS
-    ]
-
-
-def mark_ties(best: pd.DataFrame, comparison: pd.DataFrame) -> pd.DataFrame:
-    """best.csv with each run's p_value and tied_with_best from the comparison."""
-    columns = comparison.set_index("run")[["p_value", "tied_with_best"]]
-    return best.join(columns, on="run")
+def verdict_tables(steps, summary, selection_files, settings: dict, test_size: int, best_count):
+    """tuning.csv, verdict.csv and best.csv (the `best_count` first families of the verdict, at
+    their confirmation runs) from the families' selections and the summary."""
+    selections = {}
+    for path in selection_files:
+        selection = json.loads(Path(path).read_text())
+        selections[selection["family"]] = selection
+    runs = {family: confirmation_run(family) for family in selections}
+    table = verdict.verdict_table(summary, selections, runs, settings, test_size)
+    table["momentum"] = table["run"].map(momentum_ranges(steps))
+    return verdict.tuning_table(selections), table, table.head(best_count)[BEST_FIELDS]
 
 
 def write(frame: pd.DataFrame, path: Path) -> None:
@@ -237,27 +149,48 @@ def main(argv=None) -> None:
     parser.add_argument(
         "run_files", nargs="+", type=Path, help="the run.json of every run and seed"
     )
+    parser.add_argument(
+        "--selections",
+        nargs="+",
+        type=Path,
+        required=True,
+        help="every family's tuning selection (lrstudy.verdict select)",
+    )
+    parser.add_argument(
+        "--data-manifest",
+        type=Path,
+        required=True,
+        help="the prepared data's manifest (its test split's size)",
+    )
+    parser.add_argument(
+        "--verdict-json",
+        required=True,
+        help="config `verdict` and `metric` (the selection metric) as JSON",
+    )
     parser.add_argument("--out", required=True, type=Path, help="tables folder")
     parser.add_argument(
         "--target", type=float, required=True, help="valid-loss target for steps_to_target"
     )
-    parser.add_argument("--best-metric", default="final_valid_loss", choices=METRICS)
     parser.add_argument("--best-count", type=int, default=3)
     args = parser.parse_args(argv)
     steps, evals, summary = aggregate(args.run_files, args.target)
-    comparison = compare(summary, args.best_metric)
-    best = mark_ties(choose_best(summary, args.best_metric, args.best_count), comparison)
+    test_size = json.loads(args.data_manifest.read_text())["sizes"]["test"]
+    tuning, table, best = verdict_tables(
+        steps, summary, args.selections, json.loads(args.verdict_json), test_size, args.best_count
+    )
     tables = {
         "steps": steps,
         "evals": evals,
         "summary": summary,
+        "tuning": tuning,
+        "verdict": table,
         "best": best,
-        "comparison": comparison,
     }
     for name, frame in tables.items():
         write(frame, args.out / f"{name}.csv")
-    print(summary.to_string(index=False))
-    print(comparison.to_string(index=False))
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        print(tuning.to_string(index=False))
+        print(table.to_string(index=False))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from lrstudy import schedules
+from lrstudy import families, schedules
 
 SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 CUDA_PLUGINS = ("low_level_zero", "gemini")
@@ -98,6 +98,7 @@ def validate(
     from snakemake_interface_common.exceptions import WorkflowError
 
     command_line_numbers(config, overrides)
+    check_selection_metric(config)
     try:
         schema_validate(config, str(SCHEMA))
     except WorkflowError as error:
@@ -110,12 +111,37 @@ def validate(
     check(config, executor, local_gpus)
 
 
+# Metrics the best setting and the best runs may be chosen by: training and validation only.
+SELECTION_METRICS = ("final_valid_loss", "best_valid_loss", "final_train_loss")
+
+
+def check_selection_metric(config) -> None:
+    """The test split never chooses anything: refuse it by name before the schema's enum does."""
+    metric = (config.get("report") or {}).get("best_metric")
+    if isinstance(metric, str) and metric.startswith("test"):
+        raise ConfigError(
+            "report.best_metric",
+            f"{metric!r} would choose on the test split, which must stay unseen until the "
+            f"verdict; choose one of {', '.join(SELECTION_METRICS)}",
+        )
+
+
+def all_runs(config) -> dict[str, dict]:
+    """Every run of the study by name: the config's `runs`, then each family's tuning and
+    confirmation runs (lrstudy.families), as `runs.<name>` entries."""
+    return {**config["runs"], **families.family_runs(config)}
+
+
+def definition(config, name: str) -> dict:
+    return config["runs"][name] if name in config["runs"] else all_runs(config)[name]
+
+
 def range_runs(config) -> list[str]:
     return [name for name, run in config["runs"].items() if "range_test" in run]
 
 
 def uses_auto(config, name: str) -> bool:
-    run = config["runs"][name]
+    run = definition(config, name)
     return (
         "auto" in run.get("kwargs", {}).values()
         or run_optimizer(config, name).get("kwargs", {}).get("lr") == "auto"
@@ -123,18 +149,32 @@ def uses_auto(config, name: str) -> bool:
 
 
 def run_optimizer(config, name: str) -> dict:
-    return config["runs"][name].get("optimizer", config["optimizer"])
+    return definition(config, name).get("optimizer", config["optimizer"])
+
+
+def auto_momentum(config, name: str) -> float:
+    """The momentum run `name` trains with where its LR takes its first `auto` value."""
+    run = definition(config, name)
+    kwargs = run.get("kwargs", {})
+    key = next((k for k, v in kwargs.items() if v == "auto"), "lr")
+    return schedules.momentum_at(run_optimizer(config, name), run.get("scheduler"), kwargs, key)
 
 
 def auto_source(config, name: str) -> str:
     """The range test whose suggestion fills run `name`'s `auto` values: the run's own
-    `auto_from`, else the study's, else the first range test with the run's optimizer."""
-    chosen = config["runs"][name].get("auto_from") or config.get("auto_from")
+    `auto_from`, else the study's, else, of the range tests with the run's optimizer, the one
+    whose momentum is closest to the run's where it takes the value (the first of equals): a
+    range test measured at the momentum a run trains at needs the least conversion."""
+    chosen = definition(config, name).get("auto_from") or config.get("auto_from")
     if chosen:
         return chosen
     optimizer = run_optimizer(config, name)["name"]
     same = [test for test in range_runs(config) if run_optimizer(config, test)["name"] == optimizer]
-    return (same or range_runs(config))[0]
+    target = auto_momentum(config, name)
+    distance = lambda test: abs(  # noqa: E731
+        schedules.constant_momentum(run_optimizer(config, test)) - target
+    )
+    return min(same, key=distance) if same else range_runs(config)[0]
 
 
 def check_auto(config) -> None:
@@ -142,29 +182,35 @@ def check_auto(config) -> None:
     between momentum settings (schedules.resolve_auto) holds within one optimizer, not across."""
     tests = range_runs(config)
     for key, chosen in [("auto_from", config.get("auto_from"))] + [
-        (f"runs.{name}.auto_from", run.get("auto_from")) for name, run in config["runs"].items()
+        (f"{config_key(config, name)}.auto_from", run.get("auto_from"))
+        for name, run in all_runs(config).items()
     ]:
         if chosen and chosen not in tests:
             raise ConfigError(
                 key,
                 f"{chosen!r} is not a range-test run; range tests: {', '.join(tests) or 'none'}",
             )
-    for name in config["runs"]:
+    for name in all_runs(config):
         if not uses_auto(config, name):
             continue
+        key = config_key(config, name)
         if not tests:
-            raise ConfigError(
-                f"runs.{name}", "uses `auto` but no run is a range_test to take it from"
-            )
+            raise ConfigError(key, "uses `auto` but no run is a range_test to take it from")
         source = auto_source(config, name)
         ours, theirs = run_optimizer(config, name)["name"], run_optimizer(config, source)["name"]
         if ours != theirs:
             raise ConfigError(
-                f"runs.{name}.auto_from",
+                f"{key}.auto_from",
                 f"run {name!r} trains with {ours} but takes `auto` from range test {source!r}, "
                 f"which uses {theirs}; "
                 f"add a range test with {ours} (or set `auto_from` to one)",
             )
+
+
+def config_key(config, name: str) -> str:
+    """Where run `name` is written in the config: `runs.<name>`, or its family's entry."""
+    family = families.family_of(name, config) if name not in config["runs"] else None
+    return f"families.{family}" if family else f"runs.{name}"
 
 
 def device_plan(config, executor: str, local_gpus: int) -> str:
@@ -190,9 +236,9 @@ def world_size(config, device: str) -> int:
 def check(config, executor: str | None = "local", local_gpus: int = 0) -> None:
     """Raise ConfigError (naming the key) for anything the schema cannot see. With executor None
     the device checks are left out (the workflow runs them once it knows its executor)."""
-    runs = config["runs"]
-    for name, run in runs.items():
-        key = f"runs.{name}"
+    check_families(config)
+    for name, run in checked_runs(config):
+        key = config_key(config, name)
         if "range_test" in run:
             test = run["range_test"]
             if test["end_lr"] <= test["start_lr"]:
@@ -220,6 +266,37 @@ def check(config, executor: str | None = "local", local_gpus: int = 0) -> None:
     if executor is not None:
         check_device(config, executor, local_gpus)
     check_dataset(config["dataset"])
+
+
+def checked_runs(config) -> list[tuple[str, dict]]:
+    """The config's runs and one run of each family (its others differ only in the multiplier)."""
+    first = [families.tuning_run(f, config["tuning"]["multipliers"][0]) for f in config["families"]]
+    every = all_runs(config)
+    return list(config["runs"].items()) + [(name, every[name]) for name in first]
+
+
+def check_families(config) -> None:
+    """Disjoint tuning and confirmation seeds, run names that the families' runs do not take, an
+    `lr` only where the optimizer's LR is the family's scale."""
+    tuning = config["tuning"]
+    shared = sorted(set(tuning["seeds"]) & set(tuning["confirm_seeds"]))
+    if shared:
+        raise ConfigError(
+            "tuning.confirm_seeds",
+            f"seeds {', '.join(map(str, shared))} are also tuning seeds: the pick must be "
+            "confirmed on seeds that did not choose it",
+        )
+    for name in families.family_runs(config):
+        if name in config["runs"]:
+            raise ConfigError(f"runs.{name}", "is the name of a family's run; rename it")
+    for family, entry in config["families"].items():
+        keys = families.scale_keys(entry["scheduler"])
+        if "lr" in entry and keys != families.OPTIMIZER_SCALE:
+            raise ConfigError(
+                f"families.{family}.lr",
+                f"{entry['scheduler']} sets the LR itself: its scale is "
+                f"{' and '.join(keys)} (in `kwargs`), not the optimizer's lr",
+            )
 
 
 def check_composition(key: str, run: dict) -> None:
@@ -280,11 +357,12 @@ def check_report(config) -> None:
                 raise ConfigError(
                     f"report.sections.{section}", f"must name {want}; {name!r} is not one"
                 )
-    scheduled = [n for n in runs if n not in tests]
-    if len(scheduled) < config["report"]["best_count"]:
+    count, tuned = config["report"]["best_count"], len(config["families"])
+    if count > tuned:
         raise ConfigError(
             "report.best_count",
-            f"{config['report']['best_count']} best of only {len(scheduled)} scheduled runs",
+            f"the {count} best of only {tuned} families (`families`): the best section "
+            "compares tuned families",
         )
 
 
@@ -352,7 +430,7 @@ def check_dataset(dataset) -> None:
 
 def run_spec(config, name: str, seed: int) -> dict:
     """Everything one training job needs, resolved from the config (what run.json records)."""
-    run = config["runs"][name]
+    run = definition(config, name)
     spec = {
         "run": name,
         "seed": seed,
@@ -379,6 +457,8 @@ def run_spec(config, name: str, seed: int) -> dict:
         spec["range_test"] = copy.deepcopy(run["range_test"])
     else:
         spec["scheduler"] = {"class": run["scheduler"], "kwargs": scheduler_kwargs(run)}
+    if "tuning" in run:
+        spec["tuning"] = copy.deepcopy(run["tuning"])
     if uses_auto(config, name):
         source = auto_source(config, name)
         spec["auto_from"] = {

@@ -34,6 +34,10 @@ REPORT_CATEGORIES = {
     "cyclic": "5 cyclic",
     "best": "6 best three",
 }
+# Beyond the source, in the HTML report only: the verdict's tables and its two figures, each
+# {figure name: kind}. The Markdown report keeps the source's layout.
+VERDICT_CATEGORY = "7 verdict"
+VERDICT_FIGURES = {"tuning_curves": "tuning curves", "verdict_forest": "paired differences"}
 # The range test's settings where a run leaves them out (the config schema's defaults).
 RANGE_TEST_DEFAULTS = {"start_lr": 1e-5, "end_lr": 10, "mode": "exponential"}
 
@@ -52,7 +56,7 @@ def figure_kinds() -> list[tuple[str, str, str]]:
 FIGURES = [name for _, name, _ in figure_kinds()]  # the 21 images, without extension
 # Sections of config `report.extra_sections` (after the source's): the HTML report only, so the
 # Markdown report keeps the source's layout.
-EXTRA_FIRST_CATEGORY = 7
+EXTRA_FIRST_CATEGORY = 8
 EXTRA_KINDS = ("learning rate", "loss")
 
 

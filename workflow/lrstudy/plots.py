@@ -5,12 +5,14 @@
 
 Per source section (config `report.sections`; its runs in the section's order) a learning-rate
 figure, a train & valid loss figure and, where the source has one, a legend-only image; then the
-three best runs (results/tables/best.csv): LR, loss and test loss. File names are the source's
-(lrstudy.layout.SECTION_FIGURES). Several seeds: the mean line and a shaded 95 % t-interval band
-(mean +- t(0.975, n-1) sd / sqrt(n)). A diverged run's curves stop where it stopped, marked with an
-x, and its label says "(diverged)"; a run that never learned says "(collapsed)". Where a shown run's
-momentum changes (OneCycleLR, CyclicLR), its LR figure has a momentum panel below. The best runs
-that the paired t-test cannot tell from #1 say "(tied with #1)".
+three best families at their tuned setting on their confirmation seeds (results/tables/best.csv,
+the verdict's first rows): LR, loss and test loss, each labelled with its verdict word. File
+names are the source's (lrstudy.layout.SECTION_FIGURES). Several seeds: the mean line and a
+shaded 95 % t-interval band (mean +- t(0.975, n-1) sd / sqrt(n)). A diverged run's curves stop
+where it stopped, marked with an x, and its label says "(diverged)"; a run that never learned says
+"(collapsed)". Where a shown run's momentum changes (OneCycleLR, CyclicLR), its LR figure has a
+momentum panel below. The verdict's own figures (tuning curves, paired differences) are
+lrstudy.verdict_plots'.
 
 Sizes: at 200 dpi the PNG is twice the width the report shows it at (LR 400 px -> 4 in, loss
 550 px -> 5.5 in, legends 150 px -> 1.5 in), so text reads at the same size in every figure.
@@ -39,6 +41,7 @@ from lrstudy.layout import (  # noqa: E402
     BEST_TEST_FIGURE,
     SECTION_FIGURES,
     extra_figures,
+    format_value,
     section_title,
 )
 
@@ -84,6 +87,8 @@ class Tables:
         evals: pd.DataFrame,
         summary: pd.DataFrame,
         best: pd.DataFrame,
+        tuning: pd.DataFrame | None = None,
+        verdict: pd.DataFrame | None = None,
         suggestions: dict | None = None,
         runs_dir: Path | None = None,
     ):
@@ -91,13 +96,14 @@ class Tables:
         self.evals = evals.replace([np.inf, -np.inf], np.nan)
         self.summary = summary
         self.best = best
+        self.tuning, self.verdict = tuning, verdict
         self.suggestions = suggestions or {}
         self.runs_dir = runs_dir
 
     @classmethod
     def read(cls, folder: Path, runs_dir: Path | None, range_runs: list[str]) -> Tables:
         folder = Path(folder)
-        names = ("steps", "evals", "summary", "best")
+        names = ("steps", "evals", "summary", "best", "tuning", "verdict")
         frames = [pd.read_csv(folder / f"{name}.csv") for name in names]
         suggestions = {}
         for run in range_runs:
@@ -134,11 +140,12 @@ class Tables:
     def diverged_seeds(self, run: str) -> list:
         return self.seeds_with(run, "diverged")
 
-    def tied_with_best(self, run: str) -> bool:
-        if "tied_with_best" not in self.best:
-            return False
-        rows = self.best[self.best["run"] == run]
-        return bool(len(rows)) and str(rows["tied_with_best"].iloc[0]).lower() == "true"
+    def best_label(self, run: str) -> str:
+        """`#2 step x1: undecided`: a best run's rank, family, chosen multiplier, verdict word."""
+        row = self.best[self.best["run"] == run].iloc[0]
+        return (
+            f"#{row['rank']} {row['family']} x{format_value(row['multiplier'])}: {row['verdict']}"
+        )
 
     def varying_momentum(self, run: str) -> bool:
         """Whether the run's momentum changes within the run (it is cycled)."""
@@ -167,16 +174,17 @@ def spans_decades(values, ratio: float = LOG_RATIO) -> bool:
     return len(values) > 1 and values.max() / values.min() > ratio
 
 
-def run_colors(config: dict) -> dict:
-    """One colour per run, the same in every figure (the config's run order)."""
-    names = list(config["runs"])
+def run_colors(config: dict, more: list[str] = ()) -> dict:
+    """One colour per run, the same in every figure (the config's run order, then `more`)."""
+    names = list(dict.fromkeys([*config["runs"], *more]))
     cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
     return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
 
 
-def label(run: str, tables: Tables, prefix: str = "") -> str:
-    """The run's name, and how many of its seeds diverged or collapsed (never learned)."""
-    seeds, text = tables.seeds(run), f"{prefix}{run}"
+def label(run: str, tables: Tables, prefix: str = "", name: str | None = None) -> str:
+    """The run's name (or `name`), and how many of its seeds diverged or collapsed (never
+    learned)."""
+    seeds, text = tables.seeds(run), f"{prefix}{name or run}"
     for status in ("diverged", "collapsed"):
         hit = tables.seeds_with(run, status)
         if hit:
@@ -553,18 +561,14 @@ def draw_all(config: dict, tables: Tables, out: Path) -> list[Path]:
     """Every figure of the report into `out`; returns their paths."""
     plt.rcParams.update(STYLE)
     out = Path(out)
-    colors = run_colors(config)
+    colors = run_colors(config, best_runs(tables))
     sections = dict(config["report"]["sections"])
     written = []
     for section, (lr_name, loss_name, legend_name) in SECTION_FIGURES.items():
         if section == "best":
             runs = best_runs(tables)
-            metric = config["report"].get("best_metric", "final_valid_loss").replace("_", " ")
-            title = f"best {len(runs)} by {metric}"
-            ties = {r: " (tied with #1)" if tables.tied_with_best(r) else "" for r in runs}
-            labels = {
-                r: label(r, tables, prefix=f"#{i + 1} ") + ties[r] for i, r in enumerate(runs)
-            }
+            title = f"best {len(runs)} tuned families, confirmation seeds"
+            labels = {r: label(r, tables, name=tables.best_label(r)) for r in runs}
         else:
             runs = list(sections[section])
             records = {r: tables.record(r) for r in runs}
@@ -599,6 +603,9 @@ def draw_all(config: dict, tables: Tables, out: Path) -> list[Path]:
                 runs, tables, colors, f"{title}: test loss", out / f"{BEST_TEST_FIGURE}.png", labels
             )
             written.append(out / f"{BEST_TEST_FIGURE}.png")
+    from lrstudy import verdict_plots
+
+    written += verdict_plots.draw(tables.tuning, tables.verdict, out, save)
     for section, runs in config["report"].get("extra_sections", {}).items():
         lr_name, loss_name = extra_figures(section)
         labels = {r: label(r, tables) for r in runs}

@@ -243,45 +243,43 @@ def markdown_table(rows: list[dict], columns: list[str]) -> list[str]:
 
 
 # summary.csv's columns the appendix leaves out (the kind and optimizer the headings say, the
-# best accuracy beside the final one, the wall time)
-SUMMARY_HIDDEN = ("kind", "optimizer", "best_valid_accuracy", "wall_seconds")
-BEST_COLUMNS = [
-    "rank",
-    "run",
-    "metric",
-    "mean",
-    "std",
-    "min",
-    "max",
-    "seeds",
-    "p_value",
-    "tied_with_best",
-]
-# comparison.csv's columns, less those the heading already says (metric) or the interval shows (std)
-COMPARISON_HIDDEN = ("metric", "std")
+# best accuracy beside the final one, the wall time; family and multiplier: the source's runs have
+# none)
+SUMMARY_HIDDEN = (
+    "family",
+    "multiplier",
+    "kind",
+    "optimizer",
+    "best_valid_accuracy",
+    "wall_seconds",
+)
+# verdict.csv's columns the appendix leaves out: the raw p-values beside the adjusted ones
+VERDICT_HIDDEN = ("p", "p_equivalence", "seeds")
 RULES = ("minimum", "steep", "valley", "slide")
 
 
 def appendix(config: dict, tables: Path, runs_dir: Path | None) -> list[str]:
-    """Summary table, best runs and range-test suggestions: after the source layout, on request."""
+    """The source runs' summary, the tuning table, the verdict and the range-test suggestions:
+    after the source layout, on request."""
     import pandas as pd
 
-    lines = ["", "## Appendix", "### Summary (one row per run and seed)"]
+    lines = ["", "## Appendix", "### Summary of the source's runs (one row per run and seed)"]
     summary = pd.read_csv(Path(tables) / "summary.csv")
+    summary = summary[summary["run"].isin(list(config["runs"]))]
     lines += markdown_table(
         summary.to_dict("records"), [c for c in summary if c not in SUMMARY_HIDDEN]
     )
-    best = pd.read_csv(Path(tables) / "best.csv")
     metric = config["report"].get("best_metric", "final_valid_loss")
-    lines += ["", f"### Best {len(best)} runs by {metric} (mean over seeds)"]
-    lines += markdown_table(best.to_dict("records"), [c for c in BEST_COLUMNS if c in best])
-    comparison = pd.read_csv(Path(tables) / "comparison.csv", keep_default_na=False)
+    tuning = pd.read_csv(Path(tables) / "tuning.csv", keep_default_na=False)
+    lines += ["", f"### Tuning: every family's LR multipliers, mean {metric} over the tuning seeds"]
+    lines += markdown_table(tuning.to_dict("records"), list(tuning.columns))
+    verdict = pd.read_csv(Path(tables) / "verdict.csv", keep_default_na=False)
     lines += [
         "",
-        f"### Every scheduled run against #1: {metric}, 95 % t-intervals, paired t-test over seeds",
+        f"### Verdict: every family against #1 on the confirmation seeds ({metric}, paired)",
     ]
     lines += markdown_table(
-        comparison.to_dict("records"), [c for c in comparison if c not in COMPARISON_HIDDEN]
+        verdict.to_dict("records"), [c for c in verdict if c not in VERDICT_HIDDEN]
     )
     lines += ["", "### Range-test suggestions (combined across seeds)"]
     rows = []

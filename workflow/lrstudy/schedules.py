@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch.optim import lr_scheduler
 
+from lrstudy.families import SCHEDULER_SCALE
 from lrstudy.layout import format_kwargs, format_value  # the one number formatter
 
 TORCH_OPTIMIZERS = ("SGD", "Adam", "AdamW", "RAdam")
@@ -36,8 +37,9 @@ COLOSSAL_SCHEDULERS = "colossalai.nn.lr_scheduler"
 LENGTH_KWARGS = ("T_max", "total_iters")
 # Filled in by the workflow from the data and the run length (OneCycleLR's own arguments).
 FILLED = {"OneCycleLR": ("steps_per_epoch", "epochs")}
-# Settable to `auto`: taken from the range test's bounds (rangetest.bounds).
-AUTO = {"OneCycleLR": {"max_lr": "max_lr"}, "CyclicLR": {"base_lr": "base_lr", "max_lr": "max_lr"}}
+# Settable to `auto`: {kwarg: the range test's bound (rangetest.bounds) it takes}; a scheduler's
+# LR-scale arguments (lrstudy.families), each filled from the bound of its name.
+AUTO = {name: {key: key for key in keys} for name, keys in SCHEDULER_SCALE.items()}
 # Classes that need Python objects (functions, other schedulers) or a metric: not in YAML.
 # (SequentialLR is supported through `schedulers`/`milestones`, not as a plain class.)
 UNSUPPORTED = {
@@ -514,6 +516,20 @@ def resolve_auto(spec: dict, bounds: dict) -> tuple[dict, dict, dict]:
         return filled
 
     return fill(spec["optimizer"].get("kwargs", {}), None), fill(sched_kwargs, name), record
+
+
+def apply_multiplier(tuning: dict, opt_kwargs: dict, sched_kwargs: dict):
+    """(optimizer kwargs, scheduler kwargs, record) with a family's LR scale (`tuning["scale"]`:
+    `lr` is the optimizer's, the others the scheduler's) times its multiplier, `auto` values
+    already filled in; the record keeps each anchor and value."""
+    scaled = {"optimizer": dict(opt_kwargs), "scheduler": dict(sched_kwargs)}
+    record = {**tuning, "anchor": {}, "value": {}}
+    for key in tuning["scale"]:
+        kwargs = scaled["optimizer" if key == "lr" else "scheduler"]
+        record["anchor"][key] = float(kwargs[key])
+        kwargs[key] = float(kwargs[key]) * float(tuning["multiplier"])
+        record["value"][key] = kwargs[key]
+    return scaled["optimizer"], scaled["scheduler"], record
 
 
 def format_scheduler(name: str, filled: dict) -> str:

@@ -36,6 +36,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from lrstudy import data, gpus, io, models, precision, schedules  # noqa: E402
 from lrstudy.config import spec_hash  # noqa: E402
+from lrstudy.families import SELECTED  # noqa: E402
 from lrstudy.rangetest import Smoother  # noqa: E402
 
 STEP_FIELDS = ["step", "epoch", "lr", "momentum", "train_loss", "smoothed_loss"]
@@ -165,9 +166,13 @@ def build_components(spec: dict, dataset: dict, length: Length, bounds: dict | N
     opt_kwargs = spec["optimizer"].get("kwargs", {})
     test = spec.get("range_test")
     sched_kwargs = {} if test else spec["scheduler"]["kwargs"]
-    auto = None
+    auto = tuning = None
     if bounds is not None:
         opt_kwargs, sched_kwargs, auto = schedules.resolve_auto(spec, bounds)
+    if spec.get("tuning"):  # a family's run: its LR scale times the grid point's multiplier
+        opt_kwargs, sched_kwargs, tuning = schedules.apply_multiplier(
+            spec["tuning"], opt_kwargs, sched_kwargs
+        )
     optimizer = schedules.build_optimizer(model.parameters(), spec["optimizer"]["name"], opt_kwargs)
     if test:
         scheduler = schedules.build_range_test(optimizer, test, length.total_steps)
@@ -189,7 +194,7 @@ def build_components(spec: dict, dataset: dict, length: Length, bounds: dict | N
         model,
         optimizer,
         scheduler,
-        {"scheduler": record, "optimizer": optimizer_record, "auto": auto},
+        {"scheduler": record, "optimizer": optimizer_record, "auto": auto, "tuning": tuning},
     )
 
 
@@ -539,6 +544,17 @@ def load_bounds(path: str | None) -> dict | None:
     return suggestion["bounds"]
 
 
+def selected(spec: dict, selection: str | None) -> dict:
+    """A confirmation run's spec with the multiplier its family's tuning chose."""
+    tuning = spec.get("tuning") or {}
+    if tuning.get("multiplier") != SELECTED:
+        return spec
+    if not selection:
+        raise SystemExit(f"run {spec['run']} trains the tuning stage's choice: give --selection")
+    chosen = json.loads(Path(selection).read_text())
+    return {**spec, "tuning": {**tuning, "multiplier": chosen["multiplier"]}}
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -552,11 +568,16 @@ def parse_args(argv=None):
     )
     parser.add_argument("--suggestion", help="range-test suggestion JSON that fills `auto` values")
     parser.add_argument(
+        "--selection", help="a family's tuning selection (lrstudy.verdict): its chosen multiplier"
+    )
+    parser.add_argument(
         "--lock-dir", default=".snakemake/gpu-locks", help="where local GPU leases are held"
     )
     args = parser.parse_args(argv)
     specs = json.loads(args.spec)
-    args.specs = specs if isinstance(specs, list) else [specs]
+    args.specs = [
+        selected(spec, args.selection) for spec in (specs if isinstance(specs, list) else [specs])
+    ]
     if len(args.specs) != len(args.out):
         parser.error(f"{len(args.specs)} specs but {len(args.out)} --out folders")
     return args

@@ -1,6 +1,8 @@
 rule aggregate:
     input:
-        get_run_records(),
+        runs=get_run_records() + get_family_records(),
+        selections=get_selections(),
+        manifest=rules.prepare_data.output.manifest.format(dataset=DATASET),
     output:
         steps="results/tables/steps.csv",
         evals="results/tables/evals.csv",
@@ -10,13 +12,19 @@ rule aggregate:
             category="Summary",
             labels={"table": "summary", "rows": "run x seed"},
         ),
-        best="results/tables/best.csv",
-        comparison=report(
-            "results/tables/comparison.csv",
-            caption="../report/comparison.rst",
-            category="Summary",
-            labels={"table": "comparison", "rows": "run"},
+        tuning=report(
+            "results/tables/tuning.csv",
+            caption="../report/tuning.rst",
+            category=layout.VERDICT_CATEGORY,
+            labels={"table": "tuning", "rows": "family x multiplier"},
         ),
+        verdict=report(
+            "results/tables/verdict.csv",
+            caption="../report/verdict.rst",
+            category=layout.VERDICT_CATEGORY,
+            labels={"table": "verdict", "rows": "family"},
+        ),
+        best="results/tables/best.csv",
     log:
         "results/logs/aggregate.log",
     conda:
@@ -24,8 +32,10 @@ rule aggregate:
     params:
         folder=lambda wc, output: os.path.dirname(output.summary),
         target=config["valid_loss_target"],
-        metric=config["report"]["best_metric"],
+        verdict=verdict_settings_json(),
         best_count=config["report"]["best_count"],
     shell:
-        "python -m lrstudy.aggregate {input} --out {params.folder} --target {params.target}"
-        " --best-metric {params.metric} --best-count {params.best_count} > {log} 2>&1"
+        "python -m lrstudy.aggregate {input.runs} --selections {input.selections}"
+        " --data-manifest {input.manifest} --verdict-json {params.verdict:q}"
+        " --out {params.folder} --target {params.target}"
+        " --best-count {params.best_count} > {log} 2>&1"

@@ -2,11 +2,13 @@
 import functools
 import json
 import os
+import re
 import sys
 
 sys.path.insert(0, f"{workflow.basedir}/workflow")  # the package, installed or not
 
 from lrstudy import config as study
+from lrstudy import families
 from lrstudy.gpus import visible_gpu_ids
 from lrstudy import layout
 
@@ -39,10 +41,18 @@ DATASET = config["dataset"]["name"]
 RUNS = list(config["runs"])
 RANGE_RUNS = study.range_runs(config)
 SEEDS = config["seeds"]
+FAMILIES = list(config["families"])
+TUNING = config["tuning"]
+
+
+def one_of(names):
+    """A wildcard that matches exactly these names (the config's runs, or its families)."""
+    return "|".join(re.escape(name) for name in names)
 
 
 wildcard_constraints:
-    run="[A-Za-z0-9][A-Za-z0-9_.-]*",
+    run=one_of(RUNS),
+    family=one_of(FAMILIES),
     seed=r"\d+",
     dataset="[a-z_0-9]+",
 
@@ -83,6 +93,42 @@ def train_outputs(name):
     return expand(pattern, seed=JOB_SEEDS)
 
 
+def family_outputs(name, runs, seeds):
+    """The files `name` of a family job's runs (their names hold `{family}`) and seeds."""
+    folders = [SEED_FOLDER.replace("{run}", run) for run in runs]
+    return [os.path.join(f.replace("{seed}", str(s)), name) for f in folders for s in seeds]
+
+
+# The tuning job of a family trains every grid point on the tuning seeds; its confirmation job
+# the chosen point on the confirmation seeds (lrstudy.families names their runs).
+TUNING_RUNS = [families.tuning_run("{family}", m) for m in TUNING["multipliers"]]
+CONFIRMATION_RUN = families.confirmation_run("{family}")
+
+
+def tuning_outputs(name):
+    return family_outputs(name, TUNING_RUNS, TUNING["seeds"])
+
+
+def confirmation_outputs(name):
+    return family_outputs(name, [CONFIRMATION_RUN], TUNING["confirm_seeds"])
+
+
+def job_runs(wildcards, stage="train"):
+    """(run, seed) of every run folder a training job fills, in its outputs' order: a run's seeds
+    (rule train), a family's grid points on the tuning seeds (tune) or its confirmation seeds."""
+    if stage == "train":
+        return [(wildcards.run, seed) for seed in get_job_seeds(wildcards)]
+    family = wildcards.family
+    if stage == "confirm":
+        return [(families.confirmation_run(family), s) for s in TUNING["confirm_seeds"]]
+    runs = families.tuning_runs(config, family)
+    return [(run, seed) for run in runs for seed in TUNING["seeds"]]
+
+
+def train_runtime(wildcards, attempt, stage="train"):
+    return config["runtime"] * attempt * len(job_runs(wildcards, stage))
+
+
 def get_job_seeds(wildcards):
     return [int(wildcards.seed)] if "seed" in wildcards.keys() else SEEDS
 
@@ -91,8 +137,8 @@ def get_prepared_data(wildcards):
     return rules.prepare_data.output.data.format(dataset=DATASET)
 
 
-def get_train_specs(wildcards):
-    specs = [study.run_spec(config, wildcards.run, s) for s in get_job_seeds(wildcards)]
+def get_train_specs(wildcards, stage="train"):
+    specs = [study.run_spec(config, run, seed) for run, seed in job_runs(wildcards, stage)]
     return json.dumps(specs)
 
 
@@ -100,10 +146,12 @@ def get_train_folders(wildcards, output):
     return " ".join(os.path.dirname(path) for path in output.run)
 
 
-def get_suggestion(wildcards):
-    """A run with `auto` values waits for its range test's suggestion (across seeds)."""
-    if study.uses_auto(config, wildcards.run):
-        source = study.auto_source(config, wildcards.run)
+def get_suggestion(wildcards, stage="train"):
+    """A job whose runs have `auto` values waits for their range test's suggestion (across
+    seeds); a family's runs share theirs."""
+    run = job_runs(wildcards, stage)[0][0]
+    if study.uses_auto(config, run):
+        source = study.auto_source(config, run)
         return rules.combine_suggestions.output.combined.format(run=source)
     return []
 
@@ -112,10 +160,35 @@ def get_suggestion_arg(wildcards, input):
     return f"--suggestion {input.suggestion}" if input.suggestion else ""
 
 
+def get_selection_arg(wildcards, input):
+    return f"--selection {input.selection}" if input.get("selection") else ""
+
+
+# The one command line of every training job (rules train, tune and confirm).
+TRAIN_COMMAND = (
+    "python -m lrstudy.train --spec {params.specs:q} --data {input.data}"
+    " --out {params.folders} {params.suggestion} {params.selection} > {log} 2>&1"
+)
+
+
 def get_run_records(runs=None):
-    """run.json of every seed of `runs` (default all), as the train rule writes them."""
+    """run.json of every seed of `runs` (default the config's), as the train rule writes them."""
     records = expand(rules.train.output.run, run=runs or RUNS, seed=SEEDS)
     return list(dict.fromkeys(records))
+
+
+def get_family_records():
+    """run.json of every family's tuning and confirmation runs, as their jobs write them."""
+    stages = (rules.tune.output.run, rules.confirm.output.run)
+    return [path.format(family=f) for f in FAMILIES for outputs in stages for path in outputs]
+
+
+def get_selections():
+    return expand(rules.select_setting.output.selection, family=FAMILIES)
+
+
+def get_tuning_records(wildcards):
+    return [path.format(family=wildcards.family) for path in rules.tune.output.run]
 
 
 def get_seed_record(wildcards):
@@ -137,6 +210,7 @@ def get_range_suggestions(runs=None):
 def get_final_outputs():
     return [
         rules.aggregate.output.summary,
+        rules.aggregate.output.verdict,
         rules.aggregate.output.best,
         *get_range_suggestions(),
         rules.render_report.output.md,
@@ -152,7 +226,9 @@ def get_runs_folder(wildcards, input):
 REPORT_TEMPLATE = os.path.join(workflow.basedir, "report_template", "report.md.j2")
 # The modules as inputs too: an edit of the drawing or layout code redraws and re-renders.
 PACKAGE = os.path.join(workflow.basedir, "workflow", "lrstudy")
-PLOTS_CODE = [os.path.join(PACKAGE, name) for name in ("plots.py", "layout.py")]
+PLOTS_CODE = [
+    os.path.join(PACKAGE, name) for name in ("plots.py", "verdict_plots.py", "layout.py")
+]
 REPORT_CODE = [os.path.join(PACKAGE, name) for name in ("report.py", "layout.py")]
 
 
@@ -166,6 +242,8 @@ def figure_outputs():
         mark_for_report(name, name, layout.REPORT_CATEGORIES[section], kind)
         for section, name, kind in layout.figure_kinds()
     ]
+    for name, kind in layout.VERDICT_FIGURES.items():
+        outputs.append(mark_for_report(name, name, layout.VERDICT_CATEGORY, kind))
     extra = config["report"]["extra_sections"]
     for number, section in enumerate(extra, start=layout.EXTRA_FIRST_CATEGORY):
         for name, kind in zip(layout.extra_figures(section), layout.EXTRA_KINDS):
@@ -201,3 +279,8 @@ def get_report_suggestions():
 
 def report_config_json(keys=("runs", "report", "seeds")):
     return json.dumps({key: config[key] for key in keys})
+
+
+def verdict_settings_json():
+    """What the verdict stage reads of the config: `verdict` and the selection metric."""
+    return json.dumps({**config["verdict"], "metric": config["report"]["best_metric"]})

@@ -16,11 +16,83 @@ rule train:
     resources:
         gpu=train_gpus,
         mem_mb=config["mem_mb"],
-        runtime=lambda wc, attempt: config["runtime"] * attempt * len(get_job_seeds(wc)),
+        runtime=train_runtime,
     params:
         specs=get_train_specs,
         folders=get_train_folders,
         suggestion=get_suggestion_arg,
+        selection="",
     shell:
-        "python -m lrstudy.train --spec {params.specs:q} --data {input.data}"
-        " --out {params.folders} {params.suggestion} > {log} 2>&1"
+        TRAIN_COMMAND
+
+
+# A family's grid points on the tuning seeds, one job (lrstudy.families).
+rule tune:
+    input:
+        data=get_prepared_data,
+        suggestion=lambda wc: get_suggestion(wc, "tune"),
+    output:
+        steps=tuning_outputs("steps.csv"),
+        evals=tuning_outputs("evals.csv"),
+        run=tuning_outputs("run.json"),
+    log:
+        "results/logs/tune/{family}.log",
+    conda:
+        "../../envs/lrstudy.yaml"
+    threads: train_threads
+    resources:
+        gpu=train_gpus,
+        mem_mb=config["mem_mb"],
+        runtime=lambda wc, attempt: train_runtime(wc, attempt, "tune"),
+    params:
+        specs=lambda wc: get_train_specs(wc, "tune"),
+        folders=get_train_folders,
+        suggestion=get_suggestion_arg,
+        selection="",
+    shell:
+        TRAIN_COMMAND
+
+
+# The family's setting chosen on its tuning runs' validation loss (lrstudy.verdict select).
+rule select_setting:
+    input:
+        runs=get_tuning_records,
+    output:
+        selection="results/tuning/{family}.json",
+    log:
+        "results/logs/select_setting/{family}.log",
+    conda:
+        "../../envs/lrstudy.yaml"
+    params:
+        metric=config["report"]["best_metric"],
+    shell:
+        "python -m lrstudy.verdict select {input.runs} --family {wildcards.family}"
+        " --metric {params.metric} --out {output.selection} > {log} 2>&1"
+
+
+# The chosen setting retrained on the confirmation seeds, one job.
+rule confirm:
+    input:
+        data=get_prepared_data,
+        suggestion=lambda wc: get_suggestion(wc, "confirm"),
+        selection=rules.select_setting.output.selection,
+    output:
+        steps=confirmation_outputs("steps.csv"),
+        evals=confirmation_outputs("evals.csv"),
+        run=confirmation_outputs("run.json"),
+    log:
+        "results/logs/confirm/{family}.log",
+    conda:
+        "../../envs/lrstudy.yaml"
+    threads: train_threads
+    resources:
+        gpu=train_gpus,
+        mem_mb=config["mem_mb"],
+        runtime=lambda wc, attempt: train_runtime(wc, attempt, "confirm"),
+    params:
+        specs=lambda wc: get_train_specs(wc, "confirm"),
+        folders=get_train_folders,
+        suggestion=get_suggestion_arg,
+        selection=get_selection_arg,
+    shell:
+        TRAIN_COMMAND
