@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import pytest
 
-from lrstudy import aggregate
+from lrstudy import aggregate, verdict
 
 
 def write_run(folder, run, seed, valid, status="completed", kind="scheduled", eval_every=10):
@@ -71,9 +71,11 @@ def test_steps_to_target_is_empty_when_never_reached(tmp_path):
     assert pd.isna(aggregate.aggregate([path], target=0.3)[2].iloc[0]["steps_to_target"])
 
 
-def test_best_uses_the_mean_over_seeds_and_skips_range_tests_and_diverged(tmp_path):
-    paths = []
-    # `lucky` has the single best seed but the worse mean; `steady` wins on the mean.
+def test_the_setting_is_chosen_on_the_mean_over_seeds_never_a_diverged_one(tmp_path):
+    """A family's grid points as run folders, through aggregate's summary to the selection:
+    `lucky` has the single best seed but the worse mean; `blown` the best mean of the seeds that
+    finished, but one diverged; `tie_a`/`tie_b` equal means, the smaller multiplier first."""
+    paths, grid = [], {0.5: "steady", 1.0: "lucky", 2.0: "blown", 4.0: "tie_b", 0.25: "tie_a"}
     for seed, v in enumerate([0.1, 0.5, 0.5]):
         paths.append(write_run(tmp_path, "lucky", seed, [2.0, v]))
     for seed in range(3):
@@ -88,17 +90,14 @@ def test_best_uses_the_mean_over_seeds_and_skips_range_tests_and_diverged(tmp_pa
                 status="diverged" if seed == 0 else "completed",
             )
         )
-        paths.append(write_run(tmp_path, "tie_b", seed, [2.0, 0.6]))
-        paths.append(write_run(tmp_path, "tie_a", seed, [2.0, 0.6]))
+        paths.append(write_run(tmp_path, "tie_b", seed, [2.0, 0.3]))
+        paths.append(write_run(tmp_path, "tie_a", seed, [2.0, 0.3]))
     summary = aggregate.aggregate(paths, target=0.3)[2]
-    best = aggregate.choose_best(summary, "final_valid_loss", 3)
-    assert best["run"].tolist() == ["steady", "lucky", "tie_a"]  # ties by name
-    assert best["mean"].tolist() == pytest.approx([0.3, 1.1 / 3, 0.6])
-    assert best["seeds"].tolist() == [3, 3, 3] and best["rank"].tolist() == [1, 2, 3]
-    assert best.loc[1, "min"] == 0.1 and best.loc[1, "max"] == 0.5
-
-
-def test_unknown_metric_is_refused(tmp_path):
-    summary = aggregate.aggregate([write_run(tmp_path, "a", 0, [2.0, 1.0])], target=0.3)[2]
-    with pytest.raises(ValueError, match="best metric 'accuracy'"):
-        aggregate.choose_best(summary, "accuracy", 3)
+    rows = verdict.tuning_rows(summary, "f", dict(sorted(grid.items())), "final_valid_loss")
+    by_run = {row["run"]: row for row in rows}
+    assert by_run["lucky"]["mean_final_valid_loss"] == pytest.approx(1.1 / 3)
+    assert by_run["steady"]["seeds"] == "0 1 2" and by_run["steady"]["n_seeds"] == 3
+    assert not by_run["blown"]["eligible"] and by_run["blown"]["status"] == "completed/diverged"
+    chosen = verdict.select(rows, "final_valid_loss")
+    assert chosen["run"] == "tie_a" and chosen["multiplier"] == 0.25 and chosen["at_grid_edge"]
+    assert [row["run"] for row in rows if row["selected"]] == ["tie_a"]

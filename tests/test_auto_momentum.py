@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from lrstudy import aggregate, schedules, train
+from lrstudy import aggregate, schedules, train, verdict
 from lrstudy.config import ConfigError, check, run_spec
 
 from .conftest import study_config
@@ -165,7 +165,7 @@ def test_steps_csv_momentum_is_the_optimizers_own(run, schedule, digits_data, tm
     assert (len(set(expected)) > 10) == (run != "constant")  # cycled, or held at 0.9
 
 
-def test_a_run_that_cannot_learn_is_collapsed_and_never_best(digits_data, tmp_path):
+def test_a_run_that_cannot_learn_is_collapsed_and_never_chosen(digits_data, tmp_path):
     config = study_config(
         epochs=1,
         checkpoint_every=0,
@@ -186,9 +186,10 @@ def test_a_run_that_cannot_learn_is_collapsed_and_never_best(digits_data, tmp_pa
     )
     frozen = summary.set_index("run").loc["frozen"]
     assert frozen["final_valid_loss"] < float("inf")
-    # even when its loss would rank it first, a collapsed run is never among the best
+    # even when its loss would make it the tuning pick, a collapsed grid point is never chosen
     summary.loc[summary["run"] == "frozen", "final_valid_loss"] = 0.0
-    assert aggregate.choose_best(summary, "final_valid_loss", 2)["run"].tolist() == ["step"]
+    rows = verdict.tuning_rows(summary, "f", {1.0: "frozen", 2.0: "step"}, "final_valid_loss")
+    assert verdict.select(rows, "final_valid_loss")["run"] == "step"
 
 
 @pytest.mark.parametrize(

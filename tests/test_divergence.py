@@ -6,10 +6,10 @@ import csv
 import json
 import math
 
-import pandas as pd
 import pytest
 
-from lrstudy import aggregate
+from lrstudy import aggregate, verdict
+from lrstudy.config import SELECTION_METRICS
 
 from .conftest import spec_of, study_config
 
@@ -120,24 +120,12 @@ def test_non_finite_loss_diverges_a_scheduled_run(trainer, specs):
     assert_complete_files(meta, steps, evals)
 
 
-@pytest.mark.parametrize("metric", aggregate.METRICS)
+@pytest.mark.parametrize("metric", SELECTION_METRICS)
 def test_aggregate_takes_diverged_runs_and_never_picks_them(trainer, specs, tmp_path, metric):
     names = (RANGE_TEST, "blowup", "slow")
     files = [trainer.reference(specs[name]) / "run.json" for name in names]
-    aggregate.main(
-        [
-            *map(str, files),
-            "--out",
-            str(tmp_path),
-            "--target",
-            "1.0",
-            "--best-metric",
-            metric,
-            "--best-count",
-            "3",
-        ]
-    )
-    summary = pd.read_csv(tmp_path / "summary.csv").set_index("run")
+    steps_table, evals_table, summary = aggregate.aggregate(files, target=1.0)
+    summary = summary.set_index("run")
     assert list(summary.index) == list(names)
     assert summary.loc[RANGE_TEST, "status"] == summary.loc["blowup", "status"] == "diverged"
     assert summary.loc["slow", "status"] == "completed"
@@ -145,9 +133,9 @@ def test_aggregate_takes_diverged_runs_and_never_picks_them(trainer, specs, tmp_
         metric == "best_valid_loss"
     ):  # finite and better for the diverged run: only its status excludes it
         assert summary.loc["blowup", metric] < summary.loc["slow", metric]
-    best = pd.read_csv(tmp_path / "best.csv")
-    assert list(best["run"]) == ["slow"]
-    tables = {name: pd.read_csv(tmp_path / f"{name}.csv") for name in ("steps", "evals")}
+    rows = verdict.tuning_rows(summary.reset_index(), "f", {1.0: "blowup", 2.0: "slow"}, metric)
+    assert verdict.select(rows, metric)["run"] == "slow"
+    tables = {"steps": steps_table, "evals": evals_table}
     for name in names:
         meta, steps, evals = read(trainer.reference(specs[name]))
         assert (tables["steps"]["run"] == name).sum() == len(steps) == meta["steps"]

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lrstudy import plots
-from lrstudy.layout import FIGURES, SECTION_FIGURES
+from lrstudy import families, plots
+from lrstudy.layout import FIGURES, SECTION_FIGURES, VERDICT_FIGURES, format_value
 
 from .util import default_config
 
@@ -78,8 +78,13 @@ def synthetic_study(
     tables.mkdir(parents=True, exist_ok=True)
     steps, evals, summary = [], [], []
     rng = np.random.default_rng(0)
-    for r, (run, spec) in enumerate(config["runs"].items()):
-        for seed in seeds:
+    plan = [(run, spec, list(seeds)) for run, spec in config["runs"].items()]
+    tuning = config["tuning"]
+    for run, spec in families.family_runs(config).items():
+        confirming = spec["tuning"]["multiplier"] == families.SELECTED
+        plan.append((run, spec, tuning["confirm_seeds" if confirming else "seeds"]))
+    for r, (run, spec, run_seeds) in enumerate(plan):
+        for seed in run_seeds:
             stop = diverged.get(run)
             n = stop + 1 if stop is not None else total
             smoothed, avg = None, 0.0
@@ -98,6 +103,7 @@ def synthetic_study(
                         "step": step,
                         "epoch": step // 20,
                         "lr": lr,
+                        "momentum": 0.0,
                         "train_loss": loss,
                         "smoothed_loss": smoothed,
                     }
@@ -183,19 +189,33 @@ def synthetic_study(
                 )
             )
     summary = pd.DataFrame(summary)
-    pd.DataFrame(steps).to_csv(tables / "steps.csv", index=False)
+    steps = pd.DataFrame(steps)
+    steps.to_csv(tables / "steps.csv", index=False)
     pd.DataFrame(evals).to_csv(tables / "evals.csv", index=False)
     summary.to_csv(tables / "summary.csv", index=False)
-    from lrstudy import aggregate
-
-    comparison = aggregate.compare(summary, "final_valid_loss")
-    comparison.to_csv(tables / "comparison.csv", index=False)
-    best = aggregate.mark_ties(
-        aggregate.choose_best(summary, "final_valid_loss", config["report"]["best_count"]),
-        comparison,
-    )
-    best.to_csv(tables / "best.csv", index=False)
+    write_verdict_tables(config, folder, steps, summary)
     return config
+
+
+def write_verdict_tables(config: dict, folder: Path, steps, summary) -> None:
+    """tuning.csv, verdict.csv and best.csv from the synthetic runs, as the select_setting and
+    aggregate rules make them (their selections under folder/tuning/)."""
+    from lrstudy import aggregate, verdict
+
+    metric = config["report"]["best_metric"]
+    paths = []
+    for family in config["families"]:
+        grid = {m: families.tuning_run(family, m) for m in config["tuning"]["multipliers"]}
+        chosen = verdict.select(verdict.tuning_rows(summary, family, grid, metric), metric)
+        paths.append(Path(folder) / "tuning" / f"{family}.json")
+        paths[-1].parent.mkdir(parents=True, exist_ok=True)
+        paths[-1].write_text(json.dumps(chosen))
+    settings = {**config["verdict"], "metric": metric}
+    tuning, table, best = aggregate.verdict_tables(
+        steps, summary, paths, settings, 1000, config["report"]["best_count"]
+    )
+    for name, frame in (("tuning", tuning), ("verdict", table), ("best", best)):
+        frame.to_csv(Path(folder) / "tables" / f"{name}.csv", index=False)
 
 
 def draw(tmp_path: Path, **kwargs) -> tuple[dict, Path]:
@@ -215,18 +235,18 @@ def expected_width(name: str) -> int:
     if name.endswith("_legend"):
         return 300
     loss = {loss for _, loss, _ in SECTION_FIGURES.values()} | {"compare3bestTestLoss"}
-    return 1100 if name in loss else 800
+    return 1100 if name in loss | set(VERDICT_FIGURES) else 800
 
 
 def check_figures(out: Path) -> None:
-    for name in FIGURES:
+    for name in [*FIGURES, *VERDICT_FIGURES]:
         path = out / f"{name}.png"
         assert path.is_file(), f"{name}.png was not drawn"
         width, height = png_size(path)
         assert width == expected_width(name), f"{name}.png is {width} px wide"
         assert 60 <= height <= 1400, f"{name}.png is {height} px high"
         assert path.stat().st_size > 1000, f"{name}.png is nearly empty"
-    assert sorted(p.stem for p in out.glob("*.png")) == sorted(FIGURES)
+    assert sorted(p.stem for p in out.glob("*.png")) == sorted([*FIGURES, *VERDICT_FIGURES])
 
 
 # ------------------------------------------------------------------------------ what was drawn
@@ -276,8 +296,14 @@ def check_drawn(figures: dict, config: dict, folder: Path) -> None:
     diverged = set(tables["summary"].loc[tables["summary"]["status"] == "diverged", "run"])
     for section, (lr_name, loss_name, _) in SECTION_FIGURES.items():
         if section == "best":
-            runs = list(tables["best"].sort_values("rank")["run"])
-            names = [f"#{i + 1} {run}" for i, run in enumerate(runs)]
+            best = tables["best"].sort_values("rank")
+            runs = list(best["run"])
+            # rank, family, the chosen multiplier and the verdict word
+            names = [
+                f"#{row.rank} {row.family} x{format_value(row.multiplier)}: {row.verdict}"
+                for row in best.itertuples()
+            ]
+            assert list(best["rank"]) == list(range(1, len(best) + 1))
             kinds = [(lr_name, "lr"), (loss_name, "loss"), ("compare3bestTestLoss", "test")]
         else:
             runs = names = list(config["report"]["sections"][section])

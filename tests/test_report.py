@@ -362,7 +362,9 @@ def test_appendix_only_after_the_source_layout(tmp_path):
     assert ours[len(source)] == ("heading", "## Appendix")
     assert (
         "| run | seed | scheduler | status |" in text
-        and "| rank | run | metric |" in text
+        and "| family | run | multiplier | seeds | n_seeds | mean_final_valid_loss |" in text
+        and "| family | run | rank | multiplier |" in text
+        and "| verdict | p_rank1 |" in text
         and "| range_test | 0.001 | 0.004 | 0.005 |  |" in text
     )
     plain, _, _ = render(tmp_path / "plain")

@@ -208,6 +208,40 @@ def test_an_interrupted_clear_leaves_no_checkpoint_to_resume(tmp_path, monkeypat
     assert checkpoints.folder() is None
 
 
+def study_with_data(study: Path, digits_data: Path) -> Path:
+    """A workflow copy with the prepared data in place, so that only training jobs run."""
+    (study / "results" / "data").mkdir(parents=True)
+    for suffix in (".pt", ".json"):
+        shutil.copy2(
+            digits_data.with_suffix(suffix), study / "results" / "data" / f"digits{suffix}"
+        )
+    return study
+
+
+def launcher(study: Path, logs: Path):
+    """snakemake(*args, **popen) -> (a `snakemake --cores 1` process in `study`, its log)."""
+
+    def snakemake(*args, **popen):
+        log = logs / f"snakemake-{len(list(logs.glob('snakemake-*')))}.log"
+        with open(log, "w") as handle:
+            command = snakemake_cmd("--cores", "1", *args)
+            return subprocess.Popen(
+                command, cwd=study, env=job_env(), stdout=handle, stderr=subprocess.STDOUT, **popen
+            ), log
+
+    return snakemake
+
+
+def unlock_and_rerun(study: Path, snakemake, target: str) -> Path:
+    """After a SIGKILL: `snakemake --unlock`, as the user would, then `--rerun-incomplete`."""
+    subprocess.run(
+        snakemake_cmd("--unlock", target), cwd=study, env=job_env(), check=True, capture_output=True
+    )
+    rerun, rerun_log = snakemake("--rerun-incomplete", target)
+    assert rerun.wait(timeout=JOB_TIMEOUT) == 0, rerun_log.read_text()[-4000:]
+    return rerun_log
+
+
 @pytest.mark.slow
 def test_snakemake_reruns_a_killed_job_from_its_checkpoint(
     trainer, workflow_copy, digits_data, tmp_path
@@ -219,22 +253,10 @@ def test_snakemake_reruns_a_killed_job_from_its_checkpoint(
     run = "range_test"  # resumes the smoother and the best loss too, which decide where it stops
     spec = spec_of(validated(raw), run, 0)
     trainer.prefetch(spec)
-    study = workflow_copy(raw)
-    (study / "results" / "data").mkdir(parents=True)
-    for suffix in (".pt", ".json"):  # the prepared data, so that only `train` runs
-        shutil.copy2(
-            digits_data.with_suffix(suffix), study / "results" / "data" / f"digits{suffix}"
-        )
+    study = study_with_data(workflow_copy(raw), digits_data)
     folder = study / "results" / "runs" / run / "seed0"
     target = f"results/runs/{run}/seed0/run.json"
-
-    def snakemake(*args, **popen):
-        log = tmp_path / f"snakemake-{len(list(tmp_path.glob('snakemake-*')))}.log"
-        with open(log, "w") as handle:
-            command = snakemake_cmd("--cores", "1", *args)
-            return subprocess.Popen(
-                command, cwd=study, env=job_env(), stdout=handle, stderr=subprocess.STDOUT, **popen
-            ), log
+    snakemake = launcher(study, tmp_path)
 
     first, first_log = snakemake(target, start_new_session=True)
     try:
@@ -245,12 +267,7 @@ def test_snakemake_reruns_a_killed_job_from_its_checkpoint(
     assert step >= STEPS_PER_EPOCH, first_log.read_text()[-3000:]
     assert not [name for name in OUTPUTS if (folder / name).exists()]
 
-    # SIGKILL leaves Snakemake's lock behind: --unlock, as the user would, then the rerun
-    subprocess.run(
-        snakemake_cmd("--unlock", target), cwd=study, env=job_env(), check=True, capture_output=True
-    )
-    rerun, rerun_log = snakemake("--rerun-incomplete", target)
-    assert rerun.wait(timeout=JOB_TIMEOUT) == 0, rerun_log.read_text()[-4000:]
+    unlock_and_rerun(study, snakemake, target)  # SIGKILL leaves Snakemake's lock behind
     job_log = (study / "results" / "logs" / "train" / f"{run}.log").read_text()  # a job per run
     assert f"resuming from checkpoint results/runs/{run}/seed0/ckpt-{step:07d}" in job_log, job_log[
         -2000:
@@ -261,3 +278,39 @@ def test_snakemake_reruns_a_killed_job_from_its_checkpoint(
     )  # the same job as the reference
     assert_same_bytes(folder, trainer.reference(spec))
     assert_no_checkpoints(folder)
+
+
+@pytest.mark.slow
+def test_a_job_killed_in_its_third_seed_keeps_the_two_it_finished(
+    trainer, workflow_copy, digits_data, tmp_path
+):
+    """A run's job trains seeds 0, 1, 2 in turn; the `snakemake` process group is SIGKILLed once
+    seed 2 has a checkpoint. The rerun (which deletes every output of the job first) restores
+    seeds 0 and 1 from their copies instead of training them, resumes seed 2 from its checkpoint,
+    and every seed ends with the bytes of an uninterrupted run; no copy or checkpoint is left."""
+    raw = raw_config(seeds=[0, 1, 2], runs={})
+    run = "step"
+    specs = [spec_of(validated(raw), run, seed) for seed in (0, 1, 2)]
+    trainer.prefetch(*specs)
+    study = study_with_data(workflow_copy(raw), digits_data)
+    folders = [study / "results" / "runs" / run / f"seed{seed}" for seed in (0, 1, 2)]
+    target = f"results/runs/{run}/seed2/run.json"
+    snakemake = launcher(study, tmp_path)
+    first, first_log = snakemake(target, start_new_session=True)
+    try:
+        kill_after_checkpoint(first, folders[2], 1, group=True, log=first_log)
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+    assert (folders[1] / "run.json").is_file() and not (folders[2] / "run.json").exists()
+
+    unlock_and_rerun(study, snakemake, target)
+    job_log = (study / "results" / "logs" / "train" / f"{run}.log").read_text()
+    for seed in (0, 1):
+        assert f"restored results/runs/{run}/seed{seed} from" in job_log, job_log[-3000:]
+        assert f"{run} seed {seed}:" not in job_log, f"seed {seed} was trained again"
+    assert f"resuming from checkpoint results/runs/{run}/seed2/ckpt-" in job_log, job_log[-3000:]
+    for spec, folder in zip(specs, folders):
+        assert_same_bytes(folder, trainer.reference(spec))
+        assert_no_checkpoints(folder)
+        assert not (folder / ".finished").exists()

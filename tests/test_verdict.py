@@ -4,6 +4,7 @@ Expected values are worked by hand here (Holm's step-down, a TOST boundary, a co
 interval) or follow from the construction (identical families, a family better on every seed).
 """
 
+import json
 import math
 
 import numpy as np
@@ -13,7 +14,7 @@ from scipy import stats
 
 from lrstudy import verdict
 
-from .synthetic import selection, summary
+from .synthetic import selection, summary, write_run
 
 FAMILIES = ["a", "b", "c", "d", "e"]
 SETTINGS = {
@@ -184,3 +185,97 @@ def test_select_takes_the_lowest_eligible_mean():
     assert chosen["multiplier"] == 1.0 and chosen["eligible"] and not chosen["at_grid_edge"]
     assert [r["selected"] for r in chosen["rows"]] == [False, True, False]
     assert chosen["rows"][2]["eligible"] is False
+
+
+# ------------------------------------------------------------------ the stages, on run folders
+TUNE_SEEDS, CONFIRM = [0, 1, 2], [10, 13, 11, 12]
+GRID = [0.5, 1.0, 2.0]
+# final valid loss: family -> multiplier -> per tuning seed; the confirmation values per seed
+TUNED = {
+    "slow": {0.5: [0.40, 0.42, 0.41], 1.0: [0.30, 0.29, 0.33], 2.0: [0.35, 0.31, 0.36]},
+    "fast": {0.5: [0.20, 0.22, 0.21], 1.0: [0.25, 0.24, 0.26], 2.0: [0.5, 0.6, 0.7]},
+}
+CONFIRMED = {"slow": [0.31, 0.30, 0.34, 0.32], "fast": [0.21, 0.23, 0.20, 0.22]}
+# each family's confirmation seeds written in another order: pairs must be made by seed
+WRITE_ORDER = {"slow": CONFIRM, "fast": CONFIRM[::-1]}
+
+
+def stage_folders(root, test_accuracy=0.8):
+    """Run folders of both families' tuning and confirmation runs (tests/synthetic.py)."""
+    files = {"tune": {}, "confirm": []}
+    for family, grid in TUNED.items():
+        for multiplier, values in grid.items():
+            run = f"tune-{family}-x{multiplier:g}"
+            tuning = {"family": family, "multiplier": multiplier, "scale": ["lr"]}
+            files["tune"].setdefault(family, []).extend(
+                write_run(root, run, seed, value, (0.5, test_accuracy), tuning=tuning)
+                for seed, value in zip(TUNE_SEEDS, values)
+            )
+        tuning = {"family": family, "multiplier": "selected", "scale": ["lr"]}
+        values = dict(zip(CONFIRM, CONFIRMED[family]))
+        files["confirm"] += [
+            write_run(root, f"confirm-{family}", s, values[s], (0.5, test_accuracy), tuning=tuning)
+            for s in WRITE_ORDER[family]
+        ]
+    return files
+
+
+def run_stages(root, test_accuracy=0.8) -> dict:
+    """select (per family) then aggregate, through their command lines; the tables read back."""
+    from lrstudy import aggregate
+
+    files = stage_folders(root / "runs", test_accuracy)
+    selections = []
+    for family, paths in files["tune"].items():
+        selections.append(root / "tuning" / f"{family}.json")
+        verdict.main(
+            ["select", *map(str, paths), "--family", family]
+            + ["--metric", "final_valid_loss", "--out", str(selections[-1])]
+        )
+    (root / "manifest.json").write_text(json.dumps({"sizes": {"test": 1000}}))
+    all_runs = [p for paths in files["tune"].values() for p in paths] + files["confirm"]
+    aggregate.main(
+        [*map(str, all_runs), "--selections", *map(str, selections)]
+        + ["--data-manifest", str(root / "manifest.json"), "--verdict-json", json.dumps(SETTINGS)]
+        + ["--out", str(root / "tables"), "--target", "0.3", "--best-count", "1"]
+    )
+    return {n: pd.read_csv(root / "tables" / f"{n}.csv") for n in ("tuning", "verdict", "best")}
+
+
+def test_stages_choose_on_validation_and_compare_on_the_confirmation_seeds(tmp_path):
+    tables = run_stages(tmp_path)
+    tuning = tables["tuning"]
+    assert len(tuning) == len(GRID) * len(TUNED)  # the same grid for every family
+    for family, grid in TUNED.items():
+        rows = tuning[tuning["family"] == family].set_index("multiplier")
+        means = {m: float(np.mean(v)) for m, v in grid.items()}
+        assert rows["mean_final_valid_loss"].to_dict() == pytest.approx(means)
+        assert rows.index[rows["selected"]].tolist() == [min(means, key=means.get)]
+        assert set(rows["seeds"]) == {"0 1 2"}
+    table = tables["verdict"].set_index("family")
+    # "fast" chose x0.5 (tuning mean 0.21 < slow's 0.3067 at x1): it is #1, the reference
+    assert table.loc["fast", "rank"] == 1 and table.loc["fast", "verdict"] == "reference"
+    assert table.loc["fast", "multiplier"] == 0.5 and table.loc["slow", "multiplier"] == 1.0
+    # paired by seed (each family's written in another order): slow - fast on seeds 10 ... 13
+    by_seed = {f: dict(zip(CONFIRM, CONFIRMED[f])) for f in CONFIRMED}
+    diffs = np.array([by_seed["slow"][s] - by_seed["fast"][s] for s in sorted(CONFIRM)])
+    assert table.loc["slow", "diff"] == pytest.approx(diffs.mean())
+    assert table.loc["slow", "dz"] == pytest.approx(diffs.mean() / diffs.std(ddof=1))
+    half = stats.t.ppf(0.975, 3) * diffs.std(ddof=1) / 2
+    assert (table.loc["slow", "diff_ci_low"], table.loc["slow", "diff_ci_high"]) == pytest.approx(
+        (diffs.mean() - half, diffs.mean() + half)
+    )
+    assert table.loc["slow", "seeds"] == "10 11 12 13" and table.loc["slow", "n_seeds"] == 4
+    assert table.loc["slow", "verdict"] == "worse" and table.loc["slow", "p_holm"] < 0.05
+    assert tables["best"]["family"].tolist() == ["fast"]
+
+
+def test_the_test_split_changes_no_choice_and_no_word(tmp_path):
+    first = run_stages(tmp_path / "a", test_accuracy=0.8)
+    second = run_stages(tmp_path / "b", test_accuracy=0.3)
+    pd.testing.assert_frame_equal(first["tuning"], second["tuning"])
+    test_columns = [c for c in first["verdict"] if c.startswith("test_")]
+    assert (first["verdict"]["test_accuracy_mean"] != second["verdict"]["test_accuracy_mean"]).all()
+    pd.testing.assert_frame_equal(
+        first["verdict"].drop(columns=test_columns), second["verdict"].drop(columns=test_columns)
+    )

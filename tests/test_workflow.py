@@ -5,12 +5,13 @@ import re
 import shutil
 import subprocess
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
 from .conftest import raw_config, snakemake_cmd
-from .util import ROOT, VENV_BIN, snakemake
+from .util import ROOT, VENV_BIN, snakemake, validated
 
 
 def test_dry_run_builds_the_default_dag():
@@ -25,12 +26,14 @@ def test_dry_run_builds_the_default_dag():
         if line.strip() and line.split()[-1].isdigit() and len(line.split()) == 2
     )
     assert int(counts["train"]) == len(config["runs"])  # one job per run trains all its seeds
+    for rule in ("tune", "select_setting", "confirm"):  # per family: its grid, choice, confirmation
+        assert int(counts[rule]) == len(config["families"])
     tests = sum("range_test" in r for r in config["runs"].values())
     assert int(counts["suggest_lr"]) == tests * len(config["seeds"])  # one per range test and seed
+    assert int(counts["combine_suggestions"]) == tests
     for rule in (
         "prepare_data",
         "aggregate",
-        "combine_suggestions",
         "plot_figures",
         "render_report",
         "all",
@@ -65,32 +68,73 @@ def run_study(folder, *args, timeout=1200):
     return proc
 
 
+def final_valid_losses(runs_dir) -> dict[tuple[str, int], float]:
+    """(run, seed) -> the last valid loss in the run's own evals.csv."""
+    out = {}
+    for path in sorted(runs_dir.glob("*/seed*/evals.csv")):
+        evals = pd.read_csv(path)
+        valid = evals[evals["split"] == "valid"].sort_values("step")
+        out[path.parent.parent.name, int(path.parent.name.removeprefix("seed"))] = float(
+            valid["loss"].iloc[-1]
+        )
+    return out
+
+
 @pytest.mark.slow
-def test_default_study_finishes_with_a_row_per_run_and_seed(workflow_copy, tmp_path):
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    folder = workflow_copy(config)
+def test_study_ends_with_the_tuning_and_verdict_tables(workflow_copy):
+    """The tiny study, both stages: a summary row per run and seed; every family on the same grid
+    and seeds; the selected grid point is the family's lowest mean final valid loss (recomputed
+    from the runs' own evals.csv); confirmation seeds disjoint from the tuning seeds; a family's
+    `auto` anchor is the range test's bound moved to its momentum, times the multiplier; the
+    same run trained one seed per job has the bytes it has inside its run's job."""
+    raw = raw_config(seeds=[0, 1])
+    config = validated(raw)
+    folder = workflow_copy(raw)
     run_study(folder)
-    summary = pd.read_csv(folder / "results" / "tables" / "summary.csv")
-    want = {(run, seed) for run in config["runs"] for seed in config.get("seeds", [0])}
-    assert set(zip(summary["run"], summary["seed"])) == want and len(summary) == len(want)
-    assert (folder / "results" / "report" / "report.md").stat().st_size > 0
-    best = pd.read_csv(folder / "results" / "tables" / "best.csv")
-    assert len(best) == 3 and not set(best["run"]) & {"range_test"}
-    # `auto` runs trained with the range test's bound at OneCycleLR's peak momentum 0.85 (the range
-    # test's is 0)
-    bounds = json.loads(
-        (folder / "results" / "runs" / "range_test" / "suggestion.json").read_text()
-    )["bounds"]
-    run = json.loads(
-        (folder / "results" / "runs" / "onecycle_auto" / "seed0" / "run.json").read_text()
-    )
-    assert run["scheduler"]["kwargs"]["max_lr"] == pytest.approx(
-        bounds["max_lr"] * (1 - 0.85), rel=1e-12
-    )
-    assert (
-        run["scheduler"]["config_kwargs"]["max_lr"] == "auto"
-        and run["auto"]["range_test"] == "range_test"
-    )
+    results = folder / "results"
+    summary = pd.read_csv(results / "tables" / "summary.csv")
+    planned = {(r, str(s)) for r in config["runs"] for s in config["seeds"]} | family_runs(config)
+    assert {(r, str(s)) for r, s in zip(summary["run"], summary["seed"])} == planned
+    assert len(summary) == len(planned)
+    tuning = pd.read_csv(results / "tables" / "tuning.csv")
+    final = final_valid_losses(results / "runs")
+    grid, seeds = config["tuning"]["multipliers"], config["tuning"]["seeds"]
+    for family in config["families"]:
+        rows = tuning[tuning["family"] == family]
+        assert sorted(rows["multiplier"]) == sorted(grid)
+        assert set(rows["seeds"]) == {" ".join(map(str, seeds))}
+        means = {
+            row.multiplier: np.mean([final[row.run, s] for s in seeds]) for row in rows.itertuples()
+        }
+        eligible = {m for m, ok in zip(rows["multiplier"], rows["eligible"]) if ok}
+        assert rows.loc[rows["selected"], "multiplier"].tolist() == [
+            min(eligible, key=lambda m: (means[m], m))
+        ]
+    verdict = pd.read_csv(results / "tables" / "verdict.csv", keep_default_na=False)
+    confirm = set(config["tuning"]["confirm_seeds"])
+    assert not confirm & set(seeds)
+    for row in verdict.itertuples():
+        assert set(map(int, row.seeds.split())) == confirm and row.n_seeds == len(confirm)
+    assert sorted(verdict["rank"]) == list(range(1, len(config["families"]) + 1))
+    assert set(verdict["verdict"]) <= {"reference", "better", "worse", "equivalent", "undecided"}
+    assert (verdict["verdict"] == "reference").sum() == 1
+    # the onecycle family's `auto` max_lr: the range test's bound x (1 - 0.85) (its peak meets
+    # base_momentum 0.85; the range test trains at momentum 0), x the grid point's multiplier
+    bounds = json.loads((results / "runs" / "range_test" / "suggestion.json").read_text())
+    for m in grid:
+        run = json.loads(
+            (results / "runs" / f"tune-onecycle-x{m:g}" / "seed0" / "run.json").read_text()
+        )
+        assert run["scheduler"]["kwargs"]["max_lr"] == pytest.approx(
+            bounds["bounds"]["max_lr"] * (1 - 0.85) * m, rel=1e-12
+        )
+    assert (results / "report" / "report.md").stat().st_size > 0
+
+    per_seed = workflow_copy({**raw, "train_jobs": "per_seed"}, folder.parent / "per_seed")
+    target = "results/runs/step/seed1/steps.csv"
+    run_study(per_seed, target)
+    assert (per_seed / target).read_bytes() == (folder / target).read_bytes()
+    assert (per_seed / "results" / "logs" / "train" / "step" / "seed1.log").is_file()
 
 
 @pytest.mark.slow
@@ -132,7 +176,21 @@ def test_seeds_list_from_the_command_line_plans_every_seed(workflow_copy):
     proc = snakemake("-n", "--forceall", "--config", "seeds=[0,1,2]", cwd=folder)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     planned = set(re.findall(r"results/runs/([A-Za-z0-9][\w.-]*)/seed(\d+)/run\.json", proc.stdout))
-    assert planned == {(run, seed) for run in config["runs"] for seed in ("0", "1", "2")}
+    assert planned == {(run, seed) for run in config["runs"] for seed in ("0", "1", "2")} | (
+        family_runs(validated(config))
+    )
+
+
+def family_runs(config: dict) -> set[tuple[str, str]]:
+    """(run, seed) of every family's tuning runs (on the tuning seeds) and confirmation run (on the
+    confirmation seeds): `tune-<family>-x<multiplier>`, `confirm-<family>`."""
+    tuning = config["tuning"]
+    planned = set()
+    for family in config.get("families", {}):
+        for m in tuning["multipliers"]:
+            planned |= {(f"tune-{family}-x{m:g}", str(s)) for s in tuning["seeds"]}
+        planned |= {(f"confirm-{family}", str(s)) for s in tuning["confirm_seeds"]}
+    return planned
 
 
 SHIPPED = sorted((ROOT / "config").glob("*.yaml"))
@@ -152,7 +210,7 @@ def test_each_shipped_config_builds_its_dag(path, workflow_copy):
     planned = set(re.findall(r"results/runs/([A-Za-z0-9][\w.-]*)/seed(\d+)/run\.json", proc.stdout))
     assert planned == {
         (run, str(seed)) for run in config["runs"] for seed in config.get("seeds", [0])
-    }
+    } | family_runs(validated(config))
     assert "results/report/report.md" in proc.stdout
 
 

@@ -34,7 +34,7 @@ os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from lrstudy import data, gpus, io, models, precision, schedules  # noqa: E402
+from lrstudy import data, finished, gpus, io, models, precision, schedules  # noqa: E402
 from lrstudy.config import spec_hash  # noqa: E402
 from lrstudy.families import SELECTED  # noqa: E402
 from lrstudy.rangetest import Smoother  # noqa: E402
@@ -380,6 +380,11 @@ def train(
     runtime = start_runtime(spec)
     seed_everything(spec["seed"])
     dataset = data.load_prepared(data_path, runtime.device)
+    # what a checkpoint or a finished seed's copy must have been made for (config, bounds, data)
+    digest = spec_hash({**spec, "bounds": bounds, "data": dataset["fingerprint"]})
+    restored = finished.restore(out, digest, runtime.rank)
+    if restored is not None:
+        return restored
     x_train, y_train = dataset["train"]
     length = run_length(spec, len(x_train))
     model, optimizer, scheduler, record = build_components(spec, dataset, length, bounds)
@@ -403,7 +408,6 @@ def train(
 
     # resume from the run folder's last checkpoint when it belongs to this spec and these data
     checkpoints = Checkpoints(out, booster, runtime.rank)
-    digest = spec_hash({**spec, "bounds": bounds, "data": dataset["fingerprint"]})
     state = checkpoints.load(model, optimizer, scheduler, digest)
     log = RunLog(spec, out, state, runtime.rank)
     step, first_epoch = (state["step"], state["epoch"]) if state else (0, 0)
@@ -496,6 +500,7 @@ def train(
         "steps_per_epoch": length.steps_per_epoch,
         "epochs": length.epochs,
         "wall_seconds": round(time.time() - started, 3),
+        "spec_hash": digest,
         "loop_started_at": loop_started,
         "loop_seconds": round(loop_seconds, 3),
         "device": runtime.device,
@@ -515,9 +520,8 @@ def train(
     if runtime.rank == 0:
         io.write_csv(out / "steps.csv", STEP_FIELDS, log.steps)
         io.write_csv(out / "evals.csv", EVAL_FIELDS, log.evals)
-        io.write_json(
-            out / "run.json", result
-        )  # last: its presence means the run folder is complete
+        io.write_json(out / "run.json", result)  # last: it means the run folder is complete
+        finished.keep(out)  # until the job's last seed is done (lrstudy.finished)
         log.close()
         if not spec["keep_checkpoints"]:
             checkpoints.clear()
@@ -595,6 +599,13 @@ def main(argv=None) -> None:
         for spec, out in jobs:
             train(spec, args.data, out, bounds, ids)
         return
+    train_jobs(args, jobs, bounds, argv)
+    for out in args.out:  # every seed is done: the copies that outlive a kill can go
+        finished.clear(out)
+
+
+def train_jobs(args, jobs, bounds, argv) -> None:
+    """Every (spec, folder) in this process, or under torchrun with a rank per device."""
     first = args.specs[0]
     device = resolve_device(first["device"])
     world = first["gpus"] if device == "cuda" else first["procs"]
