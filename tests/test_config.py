@@ -390,3 +390,17 @@ def test_numbers_in_command_line_lists_become_numbers():
     config = {**copy.deepcopy(RAW), "seeds": ["0", "1"]}
     with pytest.raises(study.ConfigError, match="`seeds.0`.*not of type 'integer'"):
         study.validate(config)
+
+
+def test_tuning_runs_evaluate_only_what_the_choice_reads(tiny_config):
+    """Tuning runs: the valid split alone (never the test split), at the start and end unless the
+    choice is the best valid loss over the run; confirmation runs as the config's runs."""
+    tune, confirm = "tune-step-x1", "confirm-step"
+    run_spec = study.run_spec
+    spec = run_spec(tiny_config, tune, 0)
+    assert spec["eval_splits"] == ["valid"] and spec["eval_every"] is None
+    assert run_spec(tiny_config, confirm, 10)["eval_splits"] == ["valid", "test"]
+    assert run_spec(tiny_config, confirm, 10)["eval_every"] == tiny_config["eval_every"]
+    assert run_spec(tiny_config, "step", 0)["eval_splits"] == ["valid", "test"]
+    tiny_config["report"]["best_metric"] = "best_valid_loss"
+    assert run_spec(tiny_config, tune, 0)["eval_every"] == tiny_config["eval_every"]

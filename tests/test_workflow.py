@@ -110,6 +110,16 @@ def test_study_ends_with_the_tuning_and_verdict_tables(workflow_copy):
         assert rows.loc[rows["selected"], "multiplier"].tolist() == [
             min(eligible, key=lambda m: (means[m], m))
         ]
+    # tuning evaluates what the choice reads, the final valid loss: never the test split, valid
+    # at the start and the end; confirmation runs evaluate as the source's runs do
+    for family in config["families"]:
+        for m in grid:
+            folder = results / "runs" / f"tune-{family}-x{m:g}" / "seed0"
+            evals, steps = pd.read_csv(folder / "evals.csv"), pd.read_csv(folder / "steps.csv")
+            assert set(evals["split"]) == {"valid"}
+            assert sorted(evals["step"]) == [0, len(steps)]
+        evals = pd.read_csv(results / "runs" / f"confirm-{family}" / "seed10" / "evals.csv")
+        assert set(evals["split"]) == {"valid", "test"}
     verdict = pd.read_csv(results / "tables" / "verdict.csv", keep_default_na=False)
     confirm = set(config["tuning"]["confirm_seeds"])
     assert not confirm & set(seeds)

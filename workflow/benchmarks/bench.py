@@ -482,12 +482,58 @@ def measure_study(cores: int) -> dict:
         if done.returncode:
             raise RuntimeError(f"the default study failed:\n{(done.stdout + done.stderr)[-3000:]}")
         runs = len(list((copy / "results" / "runs").glob("*/seed*/run.json")))
+        ideal = study_ideal(copy / "results", min(cores, os.cpu_count() or 1))
     return {
         "wall_s": seconds,
         "cores": cores,
         "run_records": runs,
         "command": f"snakemake --cores {cores}",
         "config": "config/config.yaml",
+        "ideal": ideal,
+        "wall_over_ideal": seconds / ideal["ideal_s"],
+    }
+
+
+def study_ideal(results: Path, cores: int, sample_steps: int = 200) -> dict:
+    """The study's own work timed in a plain PyTorch loop, divided by the cores: every run's
+    training steps (run.json `steps`) at the plain loop's seconds per step on the study's data,
+    plus every evaluation (evals.csv rows) at one forward pass over that split. Nothing of the
+    study's start-ups, scheduling, I/O or serial stages is in it: wall / ideal is their cost."""
+    import pandas as pd
+
+    from lrstudy.train import evaluate
+
+    records = [json.loads(p.read_text()) for p in results.glob("runs/*/seed*/run.json")]
+    evals = pd.concat(pd.read_csv(p) for p in results.glob("runs/*/seed*/evals.csv"))
+    # the first scheduled run's batch size and optimizer as it resolved them (no `auto` left)
+    record = next(r for r in records if "scheduler" in r["spec"])
+    spec = {**record["spec"], "optimizer": record["optimizer"]}
+    prepared = data.load_prepared(next(results.glob("data/*.pt")), "cpu")
+    x, y = prepared["train"]
+    classes = prepared["meta"]["num_classes"]
+    per_step = plain_seconds(x, y, classes, spec, sample_steps, warmup=20) / sample_steps
+    model = models.LeNet5(x.shape[1], classes).eval()
+    splits = {"valid": prepared["valid"], "test": prepared["test"]}
+    subset = (spec.get("range_test") or {}).get("valid_subset", 256)
+    splits["range_valid"] = tuple(t[:subset] for t in prepared["valid"])
+    per_eval = {}
+    for split, (xs, ys) in splits.items():
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            evaluate(model, xs, ys)
+            times.append(time.perf_counter() - started)
+        per_eval[split] = statistics.median(times)
+    counts = evals["split"].value_counts().to_dict()
+    steps = sum(r["steps"] for r in records)
+    work = steps * per_step + sum(n * per_eval[split] for split, n in counts.items())
+    return {
+        "training_steps": steps,
+        "evaluations": counts,
+        "plain_s_per_step": per_step,
+        "eval_s": per_eval,
+        "cores": cores,
+        "ideal_s": work / cores,
     }
 
 
@@ -638,9 +684,14 @@ def table(report: dict) -> str:
         lines.append("")
     if "study" in report:
         study = report["study"]
+        ideal = study["ideal"]
         lines += [
             f"default study ({study['command']}, {study['config']}, empty results/): "
             f"{study['wall_s']:.1f} s wall time",
+            f"  ideal: its {ideal['training_steps']} training steps and "
+            f"{sum(ideal['evaluations'].values())} evaluations in a plain PyTorch loop / "
+            f"{ideal['cores']} cores = {ideal['ideal_s']:.1f} s; "
+            f"study / ideal = {study['wall_over_ideal']:.2f}",
             "",
         ]
     ratio = report["ratios"]

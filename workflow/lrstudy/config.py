@@ -459,6 +459,13 @@ def run_spec(config, name: str, seed: int) -> dict:
         spec["scheduler"] = {"class": run["scheduler"], "kwargs": scheduler_kwargs(run)}
     if "tuning" in run:
         spec["tuning"] = copy.deepcopy(run["tuning"])
+    # A tuning run never evaluates the test split: the choice it serves must not see it. It
+    # evaluates only what the choice reads: the valid split at the end, or as often as the other
+    # runs where the choice is the best valid loss over the run.
+    tuning_run = spec.get("tuning", {}).get("multiplier", families.SELECTED) != families.SELECTED
+    spec["eval_splits"] = ["valid"] if tuning_run else ["valid", "test"]
+    if tuning_run and config["report"]["best_metric"] != "best_valid_loss":
+        spec["eval_every"] = None  # at step 0 and at the end
     if uses_auto(config, name):
         source = auto_source(config, name)
         spec["auto_from"] = {

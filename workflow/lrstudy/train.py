@@ -413,7 +413,7 @@ def train(
     step, first_epoch = (state["step"], state["epoch"]) if state else (0, 0)
 
     def evaluate_splits(
-        step: int, epoch: int, splits=("valid", "test"), size: int | None = None
+        step: int, epoch: int, splits=spec["eval_splits"], size: int | None = None
     ) -> None:
         # a schedule-free optimizer is evaluated at its averaged weights (every rank switches)
         with schedules.evaluation_weights(optimizer):
@@ -456,7 +456,8 @@ def train(
             scheduler.step()
             step += 1
             progress.update()
-            at_eval = step % spec["eval_every"] == 0 or step == length.total_steps
+            every = spec["eval_every"]  # None: at step 0 and at the end only
+            at_eval = (every and step % every == 0) or step == length.total_steps
             at_range_valid = bool(valid_every) and step % valid_every == 0
             if at_eval or at_range_valid:
                 if not log.flush():
