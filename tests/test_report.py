@@ -17,11 +17,14 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
 from lrstudy import layout, plots, report
 
+from . import report_browser
+from .conftest import raw_config
 from .test_plots import png_size, synthetic_study
 from .util import ROOT, SHARED, default_config
 
@@ -466,16 +469,7 @@ def workflow_copy(tmp_path: Path) -> tuple[Path, dict]:
 @needs_source
 def test_snakemake_report_and_html(tmp_path):
     dst, env = workflow_copy(tmp_path)
-    # The default study, shorter; without the runs that take `auto` values from the range test
-    # (2 epochs are too few steps for a suggestion) and are in none of the source's sections.
-    small = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    small.update(epochs=2, eval_every=10, device="cpu")
-    in_sections = {run for runs in small["report"]["sections"].values() for run in runs}
-    small["runs"] = {
-        name: run
-        for name, run in small["runs"].items()
-        if name in in_sections or "auto" not in (run.get("kwargs") or {}).values()
-    }
+    small = raw_config()  # the tiny study, both stages: a few seconds a job
     (dst / "small.yaml").write_text(yaml.safe_dump(small, sort_keys=False))
     snakemake = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "small.yaml"]
     done = subprocess.run(snakemake, cwd=dst, env=env, capture_output=True, text=True, timeout=1200)
@@ -505,7 +499,7 @@ def test_snakemake_report_and_html(tmp_path):
             == (dst / "results" / "figures" / f"{name}.png").read_bytes()
         )
     assert "report.md" in html
-    for caption in ("section 2 of the source report", "best scheduled runs by mean"):
+    for caption in ("section 2 of the source report", "best schedule families"):
         assert caption in html
     # The same report as a zip (the catalog's `report: true`): report.html plus every figure, byte
     # for byte
@@ -533,3 +527,34 @@ def test_snakemake_report_and_html(tmp_path):
     # each figure carries its labels (workflow/rules/common.smk: mark_for_report)
     for name in ("StepDecLR", "compare3bestTestLoss"):
         assert re.search(rf'"figure":\s*"{name}"', html), f"no label figure={name} in report.html"
+    check_in_browser(dst / "report.html", dst / "results" / "tables", tmp_path)
+
+
+def check_in_browser(page: Path, tables: Path, work: Path) -> None:
+    """The report in headless Chromium, clicked through as a person would: the verdict category
+    shows the verdict page (one row per family, its verdict word) and both verdict figures."""
+    if report_browser.chromium() is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing: .ci/run installs Debian's chromium")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    verdict = pd.read_csv(tables / "verdict.csv")
+    category = layout.VERDICT_CATEGORY
+    shown = report_browser.click_through(
+        page,
+        [category, layout.VERDICT_TABLES, {"row": "verdict and tuning (page)", "icon": "eye"}],
+        work,
+    )
+    assert "error" not in shown, shown["error"]
+    assert [frame.split(";")[2] for frame in shown["frames"]] == ["filename=verdict.html"]
+    dom = report_browser.open_data_uri(shown["frames"][0], work)
+    rows = re.findall(r"<tr>\s*<td>(\d+)</td>\s*<td>([\w.-]+)</td>", dom.split('id="tuning"')[0])
+    assert rows == [(str(r), f) for r, f in zip(verdict["rank"], verdict["family"])]
+    for word in verdict["verdict"]:
+        assert f"<td>{word}</td>" in dom
+    for name, kind in layout.VERDICT_FIGURES.items():
+        shown = report_browser.click_through(
+            page, [category, kind, {"row": name, "icon": "eye"}], work
+        )
+        assert "error" not in shown, shown["error"]
+        drawn = [width for src, width in shown["images"] if f"filename={name}.png;" in src]
+        assert drawn and drawn[0] > 0, f"{name}.png is not shown: {shown['images']}"

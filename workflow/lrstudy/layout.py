@@ -37,6 +37,7 @@ REPORT_CATEGORIES = {
 # Beyond the source, in the HTML report only: the verdict's tables and its two figures, each
 # {figure name: kind}. The Markdown report keeps the source's layout.
 VERDICT_CATEGORY = "7 verdict"
+VERDICT_TABLES = "tables"  # its subcategory of the tables (the figures': what each shows)
 VERDICT_FIGURES = {"tuning_curves": "tuning curves", "verdict_forest": "paired differences"}
 # The range test's settings where a run leaves them out (the config schema's defaults).
 RANGE_TEST_DEFAULTS = {"start_lr": 1e-5, "end_lr": 10, "mode": "exponential"}

@@ -349,6 +349,53 @@ def notes(frame: pd.DataFrame, selections: dict, reference: str) -> list[str]:
     return out
 
 
+# ------------------------------------------------------------------------------------ page
+PAGE_COLUMNS = [
+    "rank",
+    "family",
+    "multiplier",
+    "momentum",
+    "mean",
+    "ci_low",
+    "ci_high",
+    "diff",
+    "diff_ci_low",
+    "diff_ci_high",
+    "dz",
+    "p_holm",
+    "p_equivalence_holm",
+    "verdict",
+    "p_rank1",
+    "test_accuracy_mean",
+    "test_accuracy_ci_low",
+    "test_accuracy_ci_high",
+    "note",
+]
+
+
+def html_page(table: pd.DataFrame, tuning: pd.DataFrame) -> str:
+    """verdict.html: the verdict (its main columns) and the tuning table, for the HTML report,
+    which shows an HTML file in place and a CSV only as a download."""
+    style = (
+        "body{font-family:sans-serif;font-size:13px}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
+    )
+    shown = table.reindex(columns=[c for c in PAGE_COLUMNS if c in table])
+    parts = [
+        f"<html><head><meta charset='utf-8'><style>{style}</style></head><body>",
+        "<h3>Verdict: every family against #1 on the confirmation seeds</h3>",
+        shown.to_html(
+            index=False, float_format=lambda v: f"{v:.4g}", na_rep="", table_id="verdict"
+        ),
+        "<h3>Tuning: every family's grid on the tuning seeds</h3>",
+        tuning.to_html(
+            index=False, float_format=lambda v: f"{v:.4g}", na_rep="", table_id="tuning"
+        ),
+        "</body></html>",
+    ]
+    return "\n".join(parts) + "\n"
+
+
 # ------------------------------------------------------------------------------------ command
 def main(argv=None) -> None:
     from lrstudy.aggregate import aggregate

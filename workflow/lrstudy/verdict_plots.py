@@ -35,15 +35,20 @@ def mean_column(tuning: pd.DataFrame) -> str:
 
 
 def draw_tuning(tuning: pd.DataFrame, path: Path, save) -> None:
+    """Mean and 95 % t-interval per grid point on a log axis (losses are positive; an interval
+    reaching below zero is cut at the axis), the chosen point ringed, a grid point with a diverged
+    or collapsed seed (not eligible) drawn as an x."""
     column = mean_column(tuning)
     fig, ax = plt.subplots(figsize=TUNING_SIZE, constrained_layout=True)
     cmap = plt.get_cmap("tab10")
-    finite = tuning[np.isfinite(tuning[column].astype(float))]
+    values = tuning[column].astype(float)
+    floor = values[values > 0].min() / 2 if (values > 0).any() else 1e-3
     for i, (family, rows) in enumerate(tuning.groupby("family", sort=False)):
         rows = rows.sort_values("multiplier")
         color = cmap(i % cmap.N)
         mean = rows[column].astype(float)
-        low, high = rows["ci_low"].astype(float), rows["ci_high"].astype(float)
+        low = rows["ci_low"].astype(float).clip(lower=floor)
+        high = rows["ci_high"].astype(float)
         errors = np.vstack([(mean - low).clip(lower=0), (high - mean).clip(lower=0)])
         ax.errorbar(
             rows["multiplier"],
@@ -55,27 +60,27 @@ def draw_tuning(tuning: pd.DataFrame, path: Path, save) -> None:
             capsize=2.5,
             label=family,
         )
-        chosen = rows[rows["selected"].astype(str).str.lower() == "true"]
-        ax.plot(
-            chosen["multiplier"],
-            chosen[column],
-            marker="o",
-            markersize=10,
-            markerfacecolor="none",
-            markeredgewidth=1.6,
-            color=color,
-            linestyle="none",
-        )
+        for flag, style in (("selected", {"marker": "o", "markersize": 10}), ("eligible", None)):
+            marked = rows[rows[flag].astype(str).str.lower() == ("true" if style else "false")]
+            style = style or {"marker": "x", "markersize": 8}
+            ax.plot(
+                marked["multiplier"],
+                marked[column],
+                markerfacecolor="none",
+                markeredgewidth=1.6,
+                color=color,
+                linestyle="none",
+                **style,
+            )
     ax.set_xscale("log", base=2)
     ticks = sorted(tuning["multiplier"].unique())
     ax.set_xticks(ticks, [f"x{format_value(float(t))}" for t in ticks])
     ax.minorticks_off()
-    values = finite[column].astype(float)
-    if len(values) and values.min() > 0 and values.max() / values.min() > 30:
+    if (values > 0).any():
         ax.set_yscale("log")
     ax.set_xlabel("LR multiplier of the family's anchor (log scale)")
     ax.set_ylabel(column.removeprefix("mean_").replace("_", " ") + " (tuning seeds)")
-    ax.set_title("tuning curves: mean and 95 % CI over the tuning seeds, chosen point ringed")
+    ax.set_title("tuning curves: mean and 95 % CI (ring: chosen; x: a seed failed)")
     ax.legend(loc="best", framealpha=0.85)
     save(fig, path)
 
@@ -85,14 +90,7 @@ def draw_forest(verdict: pd.DataFrame, path: Path, save) -> None:
     fig, ax = plt.subplots(figsize=(5.5, 0.9 + 0.45 * len(rows)), constrained_layout=True)
     margin = float(rows["margin"].iloc[0]) if len(rows) else math.nan
     if math.isfinite(margin):
-        ax.axvspan(
-            -margin,
-            margin,
-            color="#1f77b4",
-            alpha=0.12,
-            linewidth=0,
-            label=f"equivalence margin +-{margin:.3g}",
-        )
+        ax.axvspan(-margin, margin, color="#1f77b4", alpha=0.12, linewidth=0)
     ax.axvline(0, color="0.3", linewidth=0.8)
     positions = np.arange(len(rows))[::-1]
     for y, row in zip(positions, rows.itertuples()):
@@ -115,10 +113,9 @@ def draw_forest(verdict: pd.DataFrame, path: Path, save) -> None:
         positions,
         [f"#{r.rank} {r.family} x{format_value(float(r.multiplier))}" for r in rows.itertuples()],
     )
-    ax.set_xlabel("paired difference from #1, mean and 95 % CI (positive: worse)")
+    band = f"\nshaded: the equivalence margin +-{margin:.3g}" if math.isfinite(margin) else ""
+    ax.set_xlabel(f"paired difference from #1, mean and 95 % CI (positive: worse){band}")
     ax.set_title("each family against #1 on the confirmation seeds", loc="left")
-    if math.isfinite(margin):
-        ax.legend(loc="lower right", framealpha=0.85)
     save(fig, path)
 
 

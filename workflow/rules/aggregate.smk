@@ -16,13 +16,22 @@ rule aggregate:
             "results/tables/tuning.csv",
             caption="../report/tuning.rst",
             category=layout.VERDICT_CATEGORY,
+            subcategory=layout.VERDICT_TABLES,
             labels={"table": "tuning", "rows": "family x multiplier"},
         ),
         verdict=report(
             "results/tables/verdict.csv",
             caption="../report/verdict.rst",
             category=layout.VERDICT_CATEGORY,
+            subcategory=layout.VERDICT_TABLES,
             labels={"table": "verdict", "rows": "family"},
+        ),
+        verdict_page=report(
+            "results/tables/verdict.html",
+            caption="../report/verdict.rst",
+            category=layout.VERDICT_CATEGORY,
+            subcategory=layout.VERDICT_TABLES,
+            labels={"table": "verdict and tuning (page)", "rows": "family"},
         ),
         best="results/tables/best.csv",
     log:
