@@ -13,7 +13,9 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
+import json
 import shutil
 import signal
 import sys
@@ -107,3 +109,69 @@ def writing(path: Path):
         if not out_of_space(error, Path(path)):
             raise
         raise DiskFull(Path(path), free_bytes(Path(path)), error) from error
+
+
+# ------------------------------------------------------------------ run folders, read with checks
+RERUN = (
+    "Delete the run folder {folder} and rerun Snakemake (with --rerun-incomplete): it retrains it."
+)
+# column -> may it be empty (momentum is empty for optimizers without one)
+NUMBERS = {
+    "steps.csv": {
+        "step": False,
+        "epoch": False,
+        "lr": False,
+        "momentum": True,
+        "train_loss": False,
+        "smoothed_loss": False,
+    },
+    "evals.csv": {"step": False, "epoch": False, "loss": False, "accuracy": False},
+}
+
+
+def read_record(path: Path) -> dict:
+    """A run's run.json, or Corrupted naming it: missing (the job never finished) or unparsable."""
+    path = Path(path)
+    todo = RERUN.format(folder=path.parent)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise Corrupted(path, "missing: this run folder is incomplete", todo) from None
+    except (ValueError, UnicodeDecodeError) as error:
+        raise Corrupted(path, f"does not parse as JSON ({error})", todo) from None
+
+
+def read_table(path: Path):
+    """A run's steps.csv or evals.csv as a DataFrame, after checking every row: its field count
+    and its numbers (pandas would fill a truncated row with NaN); Corrupted naming the file and
+    the row otherwise."""
+    import pandas as pd
+
+    path = Path(path)
+    todo = RERUN.format(folder=path.parent)
+    try:
+        with open(path, newline="") as handle:
+            rows = list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise Corrupted(path, f"cannot be read ({error})", todo) from None
+    numbers = NUMBERS.get(path.name, {})
+    header = rows[0] if rows else []
+    if not header or not set(numbers) <= set(header):
+        raise Corrupted(path, f"its header {header} lacks {sorted(numbers)}", todo)
+    for line, row in enumerate(rows[1:], start=2):
+        bad = len(row) != len(header) or any(
+            not valid_number(row[header.index(name)], empty) for name, empty in numbers.items()
+        )
+        if bad:
+            raise Corrupted(path, f"line {line} does not parse: {','.join(row)!r}", todo)
+    return pd.read_csv(path)
+
+
+def valid_number(text: str, empty_allowed: bool) -> bool:
+    if text == "":
+        return empty_allowed
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -38,4 +38,4 @@ rule aggregate:
         "python -m lrstudy.aggregate {input.runs} --selections {input.selections}"
         " --data-manifest {input.manifest} --verdict-json {params.verdict:q}"
         " --out {params.folder} --target {params.target}"
-        " --best-count {params.best_count} > {log} 2>&1"
+        " --best-count {params.best_count} > {log} 2>&1" + SHOW_LOG

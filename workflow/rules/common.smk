@@ -3,6 +3,7 @@ import functools
 import json
 import os
 import re
+import signal
 import sys
 
 sys.path.insert(0, f"{workflow.basedir}/workflow")  # the package, installed or not
@@ -23,6 +24,19 @@ shell.prefix(
     f"set -euo pipefail; {PYTHON_PATH}"
     f"export PYTHONPATH={workflow.basedir}/workflow${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
 )
+
+# Every rule's command ends with SHOW_LOG: a job that fails prints its log's last lines, so that
+# its error (a corrupted file named, a failed download, a full disk) reaches the console.
+SHOW_LOG = (
+    " || {{ status=$?; echo '--- tail of {log}:' >&2; tail -n 25 {log} >&2; exit $status; }}"
+)
+
+# Under SLURM the early warning (SIGUSR1, slurm/config.yaml) reaches every process of the job's
+# step, Snakemake's own included, whose default action for it is to die, and the step would end
+# before the training job finished its checkpoint. Snakemake ignores it; the training job
+# (lrstudy.faults) catches it.
+if "SLURM_JOB_ID" in os.environ:
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
 
 LOCAL_GPUS = 0 if config.get("device") == "cpu" else len(visible_gpu_ids())
 # Snakemake's validate() against workflow/schemas/config.schema.yaml, then the checks that need
@@ -96,7 +110,9 @@ def train_outputs(name):
 def family_outputs(name, runs, seeds):
     """The files `name` of a family job's runs (their names hold `{family}`) and seeds."""
     folders = [SEED_FOLDER.replace("{run}", run) for run in runs]
-    return [os.path.join(f.replace("{seed}", str(s)), name) for f in folders for s in seeds]
+    return [
+        os.path.join(f.replace("{seed}", str(s)), name) for f in folders for s in seeds
+    ]
 
 
 # The tuning job of a family trains every grid point on the tuning seeds; its confirmation job
@@ -115,7 +131,8 @@ def confirmation_outputs(name):
 
 def job_runs(wildcards, stage="train"):
     """(run, seed) of every run folder a training job fills, in its outputs' order: a run's seeds
-    (rule train), a family's grid points on the tuning seeds (tune) or its confirmation seeds."""
+    (rule train), a family's grid points on the tuning seeds (tune) or its confirmation seeds.
+    """
     if stage == "train":
         return [(wildcards.run, seed) for seed in get_job_seeds(wildcards)]
     family = wildcards.family
@@ -138,7 +155,9 @@ def get_prepared_data(wildcards):
 
 
 def get_train_specs(wildcards, stage="train"):
-    specs = [study.run_spec(config, run, seed) for run, seed in job_runs(wildcards, stage)]
+    specs = [
+        study.run_spec(config, run, seed) for run, seed in job_runs(wildcards, stage)
+    ]
     return json.dumps(specs)
 
 
@@ -168,6 +187,7 @@ def get_selection_arg(wildcards, input):
 TRAIN_COMMAND = (
     "python -m lrstudy.train --spec {params.specs:q} --data {input.data}"
     " --out {params.folders} {params.suggestion} {params.selection} > {log} 2>&1"
+    + SHOW_LOG
 )
 
 
@@ -180,7 +200,12 @@ def get_run_records(runs=None):
 def get_family_records():
     """run.json of every family's tuning and confirmation runs, as their jobs write them."""
     stages = (rules.tune.output.run, rules.confirm.output.run)
-    return [path.format(family=f) for f in FAMILIES for outputs in stages for path in outputs]
+    return [
+        path.format(family=f)
+        for f in FAMILIES
+        for outputs in stages
+        for path in outputs
+    ]
 
 
 def get_selections():
@@ -227,7 +252,8 @@ REPORT_TEMPLATE = os.path.join(workflow.basedir, "report_template", "report.md.j
 # The modules as inputs too: an edit of the drawing or layout code redraws and re-renders.
 PACKAGE = os.path.join(workflow.basedir, "workflow", "lrstudy")
 PLOTS_CODE = [
-    os.path.join(PACKAGE, name) for name in ("plots.py", "verdict_plots.py", "layout.py")
+    os.path.join(PACKAGE, name)
+    for name in ("plots.py", "verdict_plots.py", "layout.py")
 ]
 REPORT_CODE = [os.path.join(PACKAGE, name) for name in ("report.py", "layout.py")]
 

@@ -10,4 +10,4 @@ rule prepare_data:
         dataset=json.dumps(config["dataset"]),
     shell:
         "python -m lrstudy.data --dataset {params.dataset:q} --out {output.data}"
-        " --manifest {output.manifest} > {log} 2>&1"
+        " --manifest {output.manifest} > {log} 2>&1" + SHOW_LOG

@@ -11,6 +11,7 @@ rule suggest_lr:
         folder=lambda wc, input: os.path.dirname(input.run),
     shell:
         "python -m lrstudy.rangetest suggest {params.folder} --out {output} > {log} 2>&1"
+        + SHOW_LOG
 
 
 rule combine_suggestions:
@@ -24,3 +25,4 @@ rule combine_suggestions:
         "../../envs/lrstudy.yaml"
     shell:
         "python -m lrstudy.rangetest combine {input} --out {output} > {log} 2>&1"
+        + SHOW_LOG

@@ -24,7 +24,7 @@ rule plot_figures:
         out=lambda wc, output: os.path.dirname(output[0]),
     shell:
         "python -m lrstudy.plots --tables {params.tables} --runs {params.runs}"
-        " --config-json {params.config:q} --out {params.out} > {log} 2>&1"
+        " --config-json {params.config:q} --out {params.out} > {log} 2>&1" + SHOW_LOG
 
 
 rule render_report:
@@ -57,4 +57,4 @@ rule render_report:
     shell:
         "python -m lrstudy.report --config-json {params.config:q} --tables {params.tables}"
         " --runs {params.runs} --figures {params.figures} --template {input.template:q}"
-        " --out {output.md} > {log} 2>&1"
+        " --out {output.md} > {log} 2>&1" + SHOW_LOG

@@ -67,7 +67,7 @@ rule select_setting:
         metric=config["report"]["best_metric"],
     shell:
         "python -m lrstudy.verdict select {input.runs} --family {wildcards.family}"
-        " --metric {params.metric} --out {output.selection} > {log} 2>&1"
+        " --metric {params.metric} --out {output.selection} > {log} 2>&1" + SHOW_LOG
 
 
 # The chosen setting retrained on the confirmation seeds, one job.
