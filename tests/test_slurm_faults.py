@@ -49,9 +49,11 @@ def jobs_of(study) -> list[str]:
     return [" ".join(line.split()[:2]) for line in shown.splitlines() if str(study) in line]
 
 
-@pytest.mark.parametrize("cancel", [["--signal=USR1"], []], ids=["scancel-USR1", "scancel"])
+@pytest.mark.parametrize(
+    "cancel, caught", [(["--signal=USR1"], "SIGUSR1"), ([], "SIGTERM")], ids=["USR1", "plain"]
+)
 def test_a_cancelled_training_job_is_retried_and_resumes(
-    cluster, cancel, trainer, workflow_copy, digits_data, tmp_path
+    cluster, cancel, caught, trainer, workflow_copy, digits_data, tmp_path
 ):
     raw = raw_config(**LONGER)
     spec = spec_of(validated(raw), RUN, 0)
@@ -98,6 +100,12 @@ def test_a_cancelled_training_job_is_retried_and_resumes(
     assert resumed, job_log[-3000:]
     step = int(resumed[0].split("(step ")[1].split(",")[0])
     assert step % STEPS_PER_EPOCH != 0, resumed  # the checkpoint the signal wrote, mid-epoch
+    # the cancelled attempt said so (its SLURM log holds the job log's tail: SHOW_LOG)
+    slurm_logs = "".join(
+        p.read_text() for p in (study / ".snakemake" / "slurm_logs").rglob("*.log")
+    )
+    checkpoint = f"results/runs/{RUN}/seed0/ckpt-{step:07d}"
+    assert f"caught {caught}: checkpoint {checkpoint} written at step {step}" in slurm_logs
     assert json.loads((folder / "run.json").read_text())["spec"] == spec
     assert_same_bytes(folder, trainer.reference(spec))
     assert_no_checkpoints(folder)

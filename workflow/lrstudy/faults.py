@@ -72,8 +72,9 @@ class DiskFull(SystemExit):
 
     def __init__(self, path: Path, free: int | None, error: BaseException):
         where = "unknown" if free is None else f"{free:,} bytes"
+        said = (str(error).strip().splitlines() or [repr(error)])[0]
         super().__init__(
-            f"no space left writing {path} ({error}): {where} free on its filesystem. Nothing "
+            f"no space left writing {path} ({said}): {where} free on its filesystem. Nothing "
             "half-written was kept; free some space and rerun (training resumes from its last "
             "checkpoint)."
         )
