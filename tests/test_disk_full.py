@@ -82,7 +82,7 @@ def test_a_full_disk_stops_the_job_and_the_rerun_completes(trainer, small_disk, 
     finally:
         job.proc.kill()
     failed = out / (f"ckpt-{step + STEPS_PER_EPOCH:07d}" if when == "checkpoint" else "steps.csv")
-    message = next(line for line in job.stderr.splitlines() if "no space left" in line)
+    message = job.stderr[job.stderr.find("no space left") :].splitlines()[0]  # after tqdm's \r
     assert message.startswith(f"no space left writing {failed} "), message
     assert " bytes free on its filesystem" in message, message
     # nothing half-written: the checkpoint LATEST names, whole, and nothing else

@@ -137,6 +137,23 @@ def test_a_tampered_state_pt_is_refused_and_runs_nothing(tmp_path):
     assert f"Delete {folder} and {tmp_path / 'LATEST'}" in message
 
 
+def test_a_checkpoint_file_with_code_is_refused_although_its_hash_matches(tmp_path):
+    """model.pt replaced and its SHA-256 in state.pt updated to match: the file is loaded with the
+    safe loader before ColossalAI's Booster (whose loader runs code) ever sees it."""
+    folder = tmp_path / "ckpt-0000045"
+    folder.mkdir()
+    marker = tmp_path / "code-ran"
+    torch.save({"weight": Payload(marker)}, folder / "model.pt")
+    for name in ("optimizer.pt", "scheduler.pt"):
+        torch.save({"state": {}}, folder / name)
+    sums = {name: train.sha256(folder / name) for name in train.Checkpoints.FILES}
+    torch.save({"spec_hash": "x", "step": 45, "sha256": sums}, folder / "state.pt")
+    (tmp_path / "LATEST").write_text(folder.name)
+    with pytest.raises(faults.Corrupted, match="model.pt: it does not load"):
+        train.Checkpoints(tmp_path, booster=None, rank=0).load(None, None, None, "x")
+    assert not marker.exists()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("damage", ["model.pt", "state.pt"])
 def test_a_damaged_checkpoint_stops_the_job_before_it_trains(trainer, damage, tmp_path):

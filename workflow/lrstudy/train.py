@@ -378,6 +378,19 @@ class Checkpoints:
             why = f"the checkpoint does not load ({reason})"
             raise self.refuse(folder / "state.pt", why) from error
 
+    def verify(self, folder: Path, sums: dict) -> None:
+        """Each file is the one the checkpoint wrote (its SHA-256) and holds only what the safe
+        loader accepts (ColossalAI's Booster then loads it with torch's full unpickler)."""
+        for name in self.FILES:
+            path = folder / name
+            if not path.is_file() or sha256(path) != sums.get(name):
+                raise self.refuse(path, "missing, or not the file this checkpoint wrote")
+            try:
+                torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as error:
+                reason = str(error).strip().splitlines()[0][:300]
+                raise self.refuse(path, f"it does not load ({reason})") from error
+
     def load(self, model, optimizer, scheduler, expected_hash: str) -> dict | None:
         folder = self.folder()
         if folder is None:
@@ -389,9 +402,7 @@ class Checkpoints:
                 file=sys.stderr,
             )
             return None
-        for name in self.FILES:
-            if not (folder / name).is_file() or sha256(folder / name) != state["sha256"][name]:
-                raise self.refuse(folder / name, "missing, or not the file this checkpoint wrote")
+        self.verify(folder, state.get("sha256") or {})
         self.booster.load_model(model, str(folder / "model.pt"))
         self.booster.load_optimizer(optimizer, str(folder / "optimizer.pt"))
         self.booster.load_lr_scheduler(scheduler, str(folder / "scheduler.pt"))
