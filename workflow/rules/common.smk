@@ -25,11 +25,15 @@ shell.prefix(
     f"export PYTHONPATH={workflow.basedir}/workflow${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
 )
 
-# Every rule's command ends with SHOW_LOG: a job that fails prints its log's last lines, so that
+# Every rule's command ends with SHOW_LOG (`logged`): a job that fails prints its log's last lines, so that
 # its error (a corrupted file named, a failed download, a full disk) reaches the console.
-SHOW_LOG = (
-    " || {{ status=$?; echo '--- tail of {log}:' >&2; tail -n 25 {log} >&2; exit $status; }}"
-)
+SHOW_LOG = " || {{ status=$?; echo '--- tail of {log}:' >&2; tail -n 25 {log} >&2; exit $status; }}"
+
+
+def logged(command):
+    """A rule's `command` (which writes its output to {log}) with SHOW_LOG after it."""
+    return command + SHOW_LOG
+
 
 # Under SLURM the early warning (SIGUSR1, slurm/config.yaml) reaches every process of the job's
 # step, Snakemake's own included, whose default action for it is to die, and the step would end
@@ -184,10 +188,9 @@ def get_selection_arg(wildcards, input):
 
 
 # The one command line of every training job (rules train, tune and confirm).
-TRAIN_COMMAND = (
+TRAIN_COMMAND = logged(
     "python -m lrstudy.train --spec {params.specs:q} --data {input.data}"
     " --out {params.folders} {params.suggestion} {params.selection} > {log} 2>&1"
-    + SHOW_LOG
 )
 
 
