@@ -116,17 +116,18 @@ def writing(path: Path):
 RERUN = (
     "Delete the run folder {folder} and rerun Snakemake (with --rerun-incomplete): it retrains it."
 )
-# column -> may it be empty (momentum is empty for optimizers without one)
+# the numeric columns, and whether one may be empty (NaN as pandas writes it; momentum is empty
+# for optimizers without one)
 NUMBERS = {
     "steps.csv": {
         "step": False,
         "epoch": False,
-        "lr": False,
+        "lr": True,
         "momentum": True,
-        "train_loss": False,
-        "smoothed_loss": False,
+        "train_loss": True,
+        "smoothed_loss": True,
     },
-    "evals.csv": {"step": False, "epoch": False, "loss": False, "accuracy": False},
+    "evals.csv": {"step": False, "epoch": False, "loss": True, "accuracy": True},
 }
 
 
@@ -155,10 +156,10 @@ def read_table(path: Path):
             rows = list(csv.reader(handle))
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise Corrupted(path, f"cannot be read ({error})", todo) from None
-    numbers = NUMBERS.get(path.name, {})
     header = rows[0] if rows else []
-    if not header or not set(numbers) <= set(header):
-        raise Corrupted(path, f"its header {header} lacks {sorted(numbers)}", todo)
+    if "step" not in header:
+        raise Corrupted(path, f"its header {header} has no `step`", todo)
+    numbers = {name: empty for name, empty in NUMBERS.get(path.name, {}).items() if name in header}
     for line, row in enumerate(rows[1:], start=2):
         bad = len(row) != len(header) or any(
             not valid_number(row[header.index(name)], empty) for name, empty in numbers.items()
