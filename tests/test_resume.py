@@ -185,6 +185,37 @@ def test_a_checkpoint_trained_on_other_data_is_ignored(trainer, specs, tmp_path)
     )  # another valid split
 
 
+@pytest.mark.slow
+def test_sigterm_checkpoints_mid_epoch_and_the_rerun_resumes_there(trainer, specs, tmp_path):
+    """SIGTERM (SLURM's warning before a kill: scancel, preemption, time limit) while the job
+    trains: it checkpoints at the next step boundary, mid-epoch, says so and exits 128 + 15; the
+    rerun resumes at that step and ends with the bytes of an unbroken run."""
+    spec = specs[0]
+    out = tmp_path / "run"
+    job = trainer.start(spec, out)
+    try:  # just after the first epoch's checkpoint: the job is then training epoch 1
+        deadline = time.monotonic() + JOB_TIMEOUT
+        while checkpoint_step(out) is None:
+            assert job.proc.poll() is None and time.monotonic() < deadline, job.stderr[-3000:]
+            time.sleep(0.005)
+        job.proc.send_signal(signal.SIGTERM)
+        assert job.proc.wait(timeout=60) == 128 + signal.SIGTERM, job.stderr[-3000:]
+    finally:
+        job.proc.kill()
+    step = checkpoint_step(out)
+    folder = out / f"ckpt-{step:07d}"
+    assert step % STEPS_PER_EPOCH != 0, f"the signal was handled at an epoch's end ({step})"
+    assert f"caught SIGTERM: checkpoint {folder} written at step {step}" in job.stderr
+    assert not [name for name in OUTPUTS if (out / name).exists()]
+    assert [p.name for p in out.glob("ckpt-*")] == [folder.name]  # the epoch's one replaced
+
+    resumed = trainer.run(spec, out)
+    epoch = step // STEPS_PER_EPOCH
+    assert f"resuming from checkpoint {folder} (step {step}, epoch {epoch})" in resumed.stderr
+    assert_same_bytes(out, trainer.reference(spec))
+    assert_no_checkpoints(out)
+
+
 def test_an_interrupted_clear_leaves_no_checkpoint_to_resume(tmp_path, monkeypatch):
     """clear() at completion may be killed half-way: LATEST must never name a half-deleted folder
     (its state.pt still there, model.pt gone), or every rerun would crash loading it."""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lrstudy import io, verdict
+from lrstudy import faults, io, verdict
 from lrstudy.families import confirmation_run
 from lrstudy.io import atomic_path
 from lrstudy.layout import format_value
@@ -80,9 +80,9 @@ def aggregate(
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     all_steps, all_evals, rows = [], [], []
     for path in run_files:
-        run = json.loads(Path(path).read_text())
-        steps = pd.read_csv(Path(path).parent / "steps.csv")
-        evals = pd.read_csv(Path(path).parent / "evals.csv")
+        run = faults.read_record(path)  # a missing or mangled file stops here, named
+        steps = faults.read_table(Path(path).parent / "steps.csv")
+        evals = faults.read_table(Path(path).parent / "evals.csv")
         rows.append(summarise(run, steps, evals, target))
         for frame, bucket in ((steps, all_steps), (evals, all_evals)):
             bucket.append(frame.assign(run=run["run"], seed=run["seed"]))

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lrstudy.faults import Corrupted
 from lrstudy.io import atomic_path, write_json
 
 DATASETS = ("mnist10k", "digits", "mnist", "fashion_mnist", "cifar10")
@@ -103,12 +104,19 @@ def download(name: str, folder: Path, files: list[str]) -> None:
         cls = datasets.MNIST if name == "mnist" else datasets.FashionMNIST
         urls = {f: [m + f for m in cls.mirrors] for f in files}
     for filename in files:
+        failures = []
         for url in urls[filename]:
             try:
                 download_url(url, str(folder), filename=filename, md5=expected[filename])
                 break
-            except OSError as error:  # try the next mirror
-                print(f"download of {url} failed: {error}")
+            except Exception as error:  # offline, refused, not found, wrong MD5: the next mirror
+                failures.append(f"{url}: {error}")
+        else:
+            raise DatasetError(
+                f"dataset {name!r}: the download of {filename} failed from every address tried "
+                f"({'; '.join(failures)}). Without internet (a cluster's compute node), fetch the "
+                "files elsewhere and set `dataset.data_dir` to their folder (config/README.md)."
+            )
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -258,6 +266,7 @@ def prepare(
     payload["meta"] = {
         k: manifest[k] for k in ("dataset", "mean", "std", "num_classes", "image_shape")
     }
+    manifest["fingerprint"] = fingerprint(payload)  # load_prepared checks the file against it
     with atomic_path(out) as tmp:
         torch.save(payload, tmp)
     write_json(manifest_path, manifest)
@@ -275,14 +284,46 @@ def fingerprint(payload: dict) -> str:
     return digest.hexdigest()[:16]
 
 
+def read_prepared(path: Path) -> dict:
+    """The prepared file's tensors (torch's safe loader), or Corrupted naming it."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated, or not a prepared file
+        reason = str(error).strip().splitlines()[0][:300] if str(error).strip() else repr(error)
+        why = f"the prepared data do not load ({reason})"
+        raise Corrupted(path, why, reprepare(path)) from None
+
+
+def check_manifest(path: Path, found: str) -> None:
+    """The tensors' fingerprint against the one its manifest (the .json beside it) recorded."""
+    manifest = path.with_suffix(".json")
+    if not manifest.is_file():
+        return
+    try:
+        expected = json.loads(manifest.read_text()).get("fingerprint")
+    except ValueError as error:
+        raise Corrupted(manifest, f"does not parse as JSON ({error})", reprepare(path)) from None
+    if expected is not None and expected != found:
+        why = f"its tensors' fingerprint {found} is not {expected}, the one {manifest} holds"
+        raise Corrupted(path, f"{why} (corrupted, or replaced since)", reprepare(path))
+
+
+def reprepare(path: Path) -> str:
+    return (
+        f"Nothing was trained on it. Delete {path} and {path.with_suffix('.json')} and rerun: "
+        "Snakemake prepares them again."
+    )
+
+
 def load_prepared(path: Path, device: str | torch.device = "cpu") -> dict:
     """Load a prepared file as normalised float tensors on `device`: {split: (x, y)}, plus "meta"
     and the data's "fingerprint"."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload = read_prepared(Path(path))
     meta = payload["meta"]
     mean = torch.tensor(meta["mean"]).view(1, -1, 1, 1)
     std = torch.tensor(meta["std"]).view(1, -1, 1, 1)
     out = {"meta": meta, "fingerprint": fingerprint(payload)}
+    check_manifest(Path(path), out["fingerprint"])
     for split in ("train", "valid", "test"):
         x = (payload[split]["x"].float().div_(255) - mean) / std
         out[split] = (x.to(device), payload[split]["y"].to(device))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lrstudy import faults
 from lrstudy.io import write_json
 
 
@@ -239,17 +240,16 @@ def analyse(run_dir, use_valid=None) -> dict:
     logger). Validation-loss mode (use_valid=True, or None with range_test.valid_every set): the
     `range_valid` rows of evals.csv against the LR of their step, smoothed with beta**valid_every
     (the same time constant in steps) and skip_end = ceil(5 / valid_every) points."""
-    import pandas as pd
 
     run_dir = Path(run_dir)
-    meta = json.loads((run_dir / "run.json").read_text())
+    meta = faults.read_record(run_dir / "run.json")  # a missing or mangled file stops, named
     rt = meta.get("range_test") or {}
     beta, stop = float(rt.get("smooth_beta", 0.98)), rt.get("stop_factor", 4.0)
     every = int(rt.get("valid_every") or 0)
     use_valid = bool(every) if use_valid is None else bool(use_valid)
-    steps = pd.read_csv(run_dir / "steps.csv").sort_values("step")
+    steps = faults.read_table(run_dir / "steps.csv").sort_values("step")
     if use_valid:
-        ev = pd.read_csv(run_dir / "evals.csv")
+        ev = faults.read_table(run_dir / "evals.csv")
         ev = ev[ev["split"] == "range_valid"].sort_values("step")
         ev = ev.merge(steps[["step", "lr"]], on="step", how="inner")
         every = every or (int(np.median(np.diff(ev["step"]))) if len(ev) > 1 else 1)

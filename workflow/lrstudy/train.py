@@ -16,6 +16,8 @@ plugin the config names). Rank 0 writes steps.csv, evals.csv and run.json.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import itertools
 import json
 import math
 import os
@@ -34,7 +36,7 @@ os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from lrstudy import data, finished, gpus, io, models, precision, schedules  # noqa: E402
+from lrstudy import data, faults, finished, gpus, io, models, precision, schedules  # noqa: E402
 from lrstudy.config import spec_hash  # noqa: E402
 from lrstudy.families import SELECTED  # noqa: E402
 from lrstudy.rangetest import Smoother  # noqa: E402
@@ -217,6 +219,9 @@ class RunLog:
         }
         self.steps, self.evals = state["steps"], state["evals"]
         self.smoother, self.best = state["smoother"], state["best"]
+        if isinstance(self.smoother, dict):  # checkpointed as plain values (the safe loader's)
+            self.smoother = Smoother(state["smoother"]["beta"])
+            self.smoother.avg, self.smoother.n = state["smoother"]["avg"], state["smoother"]["n"]
         self.pending: list[tuple[int, int, float, float, torch.Tensor]] = []
         self.writer = tensorboard_writer(spec, out, len(self.steps)) if rank == 0 else None
 
@@ -224,7 +229,7 @@ class RunLog:
         return {
             "steps": self.steps,
             "evals": self.evals,
-            "smoother": self.smoother,
+            "smoother": vars(self.smoother).copy(),
             "best": self.best,
         }
 
@@ -299,12 +304,24 @@ def evaluate(model, x, y) -> tuple[float, float]:
 
 
 # ------------------------------------------------------------------------------ checkpoints
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 class Checkpoints:
-    """Resumable state in the run folder: ckpt-NNNNN/ folders, the newest named by LATEST.
+    """Resumable state in the run folder: ckpt-NNNNNNN/ folders, the newest named by LATEST.
 
     A folder is complete before LATEST points at it (written with an atomic rename), so a kill at
-    any moment leaves the previous checkpoint usable.
+    any moment leaves the previous checkpoint usable; a save that fails (a full disk) removes its
+    folder. state.pt holds only what torch's safe loader accepts (weights_only=True) and the
+    SHA-256 of the other files: a checkpoint that does not load or does not match is refused.
     """
+
+    FILES = ("model.pt", "optimizer.pt", "scheduler.pt")
 
     def __init__(self, out: Path, booster, rank: int):
         self.out, self.booster, self.rank = out, booster, rank
@@ -316,17 +333,28 @@ class Checkpoints:
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True)
         _barrier()
+        try:
+            with faults.writing(folder):
+                self._write(folder, model, optimizer, scheduler, state)
+        except BaseException:
+            if self.rank == 0 and self.folder() != folder:  # never leave a half-written folder
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
+        _barrier()
+
+    def _write(self, folder: Path, model, optimizer, scheduler, state: dict) -> None:
         self.booster.save_model(model, str(folder / "model.pt"), shard=False)
         self.booster.save_optimizer(optimizer, str(folder / "optimizer.pt"), shard=False)
         self.booster.save_lr_scheduler(scheduler, str(folder / "scheduler.pt"))
         if self.rank == 0:
-            state = {**state, "rng": {"torch": torch.get_rng_state(), "python": random.getstate()}}
-            torch.save(state, folder / "state.pt")
+            rng = {"torch": torch.get_rng_state(), "python": random.getstate()}
+            sums = {name: sha256(folder / name) for name in self.FILES}
+            with io.atomic_path(folder / "state.pt") as tmp:
+                torch.save({**state, "rng": rng, "sha256": sums}, tmp)
             old = self.folder()
             io.write_text(self.latest, folder.name)
             if old and old != folder:
                 shutil.rmtree(old, ignore_errors=True)
-        _barrier()
 
     def folder(self) -> Path | None:
         if not self.latest.is_file():
@@ -334,19 +362,47 @@ class Checkpoints:
         folder = self.out / self.latest.read_text().strip()
         return folder if (folder / "state.pt").is_file() else None
 
+    def refuse(self, path: Path, why: str) -> faults.Corrupted:
+        return faults.Corrupted(
+            path,
+            f"{why}; nothing was trained on it",
+            f"Delete {path.parent} and {self.latest} to train this run from its start (or restore "
+            "the file), then rerun.",
+        )
+
+    def read_state(self, folder: Path) -> dict:
+        try:  # the safe loader: tensors and plain Python values only, no code runs
+            return torch.load(folder / "state.pt", weights_only=True)
+        except Exception as error:  # truncated, or holding what the safe loader refuses
+            reason = str(error).strip().splitlines()[0][:300]
+            why = f"the checkpoint does not load ({reason})"
+            raise self.refuse(folder / "state.pt", why) from error
+
+    def verify(self, folder: Path, sums: dict) -> None:
+        """Each file is the one the checkpoint wrote (its SHA-256) and holds only what the safe
+        loader accepts (ColossalAI's Booster then loads it with torch's full unpickler)."""
+        for name in self.FILES:
+            path = folder / name
+            if not path.is_file() or sha256(path) != sums.get(name):
+                raise self.refuse(path, "missing, or not the file this checkpoint wrote")
+            try:
+                torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as error:
+                reason = str(error).strip().splitlines()[0][:300]
+                raise self.refuse(path, f"it does not load ({reason})") from error
+
     def load(self, model, optimizer, scheduler, expected_hash: str) -> dict | None:
         folder = self.folder()
         if folder is None:
             return None
-        state = torch.load(folder / "state.pt", weights_only=False)
-        if (
-            state["spec_hash"] != expected_hash
-        ):  # the config or the data changed since: start afresh
+        state = self.read_state(folder)
+        if state.get("spec_hash") != expected_hash:  # the config or the data changed: start afresh
             print(
                 f"ignoring checkpoint {folder}: it belongs to another configuration or other data",
                 file=sys.stderr,
             )
             return None
+        self.verify(folder, state.get("sha256") or {})
         self.booster.load_model(model, str(folder / "model.pt"))
         self.booster.load_optimizer(optimizer, str(folder / "optimizer.pt"))
         self.booster.load_lr_scheduler(scheduler, str(folder / "scheduler.pt"))
@@ -442,8 +498,19 @@ def train(
     schedules.training_weights(
         optimizer
     )  # schedule-free optimizers start, and resume, in eval mode
+
+    def save(epoch: int) -> None:
+        """A checkpoint at `step`; a resumed run starts `epoch` at batch step - epoch x
+        steps_per_epoch. Schedule-free optimizers are checkpointed in eval mode."""
+        with schedules.evaluation_weights(optimizer):
+            state = {**log.state(), "step": step, "epoch": epoch, "spec_hash": digest}
+            checkpoints.save(model, optimizer, scheduler, state)
+
     for epoch in range(first_epoch, length.epochs):
-        for x, y in batches(x_train, y_train, spec, epoch, runtime):
+        done_in_epoch = max(0, step - epoch * length.steps_per_epoch)  # > 0: resumed mid-epoch
+        for x, y in itertools.islice(
+            batches(x_train, y_train, spec, epoch, runtime), done_in_epoch, None
+        ):
             if step >= length.total_steps:
                 break
             with precision.autocast(spec["precision"], runtime.device, plugin):
@@ -467,24 +534,20 @@ def train(
                     evaluate_splits(step, epoch)
                 if at_range_valid:
                     evaluate_splits(step, epoch, ("range_valid",), test["valid_subset"])
+            if faults.STOP.requested():  # SIGTERM/SIGUSR1: checkpoint this step, then exit
+                if not log.flush():
+                    status = "diverged"
+                    break
+                save(epoch)
+                progress.close()
+                raise faults.STOP.exit(checkpoints.folder(), step)
         if status == "diverged" or not log.flush():
             status = "diverged"
             break
         done = epoch + 1
-        if (
-            spec["checkpoint_every"]
-            and done % spec["checkpoint_every"] == 0
-            and step < length.total_steps
-        ):
-            with schedules.evaluation_weights(
-                optimizer
-            ):  # schedule-free: checkpointed in eval mode
-                checkpoints.save(
-                    model,
-                    optimizer,
-                    scheduler,
-                    {**log.state(), "step": step, "epoch": done, "spec_hash": digest},
-                )
+        every = spec["checkpoint_every"]
+        if every and done % every == 0 and step < length.total_steps:
+            save(done)
     progress.close()
     loop_seconds = time.time() - loop_started
     if status == "diverged" and log.evals[-1]["step"] != step:
@@ -597,6 +660,7 @@ def main(argv=None) -> None:
 
     if "LOCAL_RANK" in os.environ:  # a rank started by torchrun below
         ids = [i for i in os.environ.get("LRSTUDY_GPU_IDS", "").split(",") if i]
+        faults.STOP.install()
         for spec, out in jobs:
             train(spec, args.data, out, bounds, ids)
         return
@@ -615,6 +679,7 @@ def train_jobs(args, jobs, bounds, argv) -> None:
             os.environ.update(gpus.cuda_visible(ids))
             os.environ["LRSTUDY_GPU_IDS"] = ",".join(ids)
         if world == 1:
+            faults.STOP.install()  # SIGTERM/SIGUSR1 checkpoint at the next step, then exit
             for spec, out in jobs:
                 train(spec, args.data, out, bounds, ids)
             return

@@ -44,7 +44,9 @@ rule aggregate:
         verdict=verdict_settings_json(),
         best_count=config["report"]["best_count"],
     shell:
-        "python -m lrstudy.aggregate {input.runs} --selections {input.selections}"
-        " --data-manifest {input.manifest} --verdict-json {params.verdict:q}"
-        " --out {params.folder} --target {params.target}"
-        " --best-count {params.best_count} > {log} 2>&1"
+        logged(
+            "python -m lrstudy.aggregate {input.runs} --selections {input.selections}"
+            " --data-manifest {input.manifest} --verdict-json {params.verdict:q}"
+            " --out {params.folder} --target {params.target}"
+            " --best-count {params.best_count} > {log} 2>&1"
+        )

@@ -3,6 +3,7 @@ import functools
 import json
 import os
 import re
+import signal
 import sys
 
 sys.path.insert(0, f"{workflow.basedir}/workflow")  # the package, installed or not
@@ -23,6 +24,23 @@ shell.prefix(
     f"set -euo pipefail; {PYTHON_PATH}"
     f"export PYTHONPATH={workflow.basedir}/workflow${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
 )
+
+# Every rule's command ends with SHOW_LOG (`logged`): a job that fails prints its log's last lines, so that
+# its error (a corrupted file named, a failed download, a full disk) reaches the console.
+SHOW_LOG = " || {{ status=$?; echo '--- tail of {log}:' >&2; tail -n 25 {log} >&2; exit $status; }}"
+
+
+def logged(command):
+    """A rule's `command` (which writes its output to {log}) with SHOW_LOG after it."""
+    return command + SHOW_LOG
+
+
+# Under SLURM the early warning (SIGUSR1, slurm/config.yaml) reaches every process of the job's
+# step, Snakemake's own included, whose default action for it is to die, and the step would end
+# before the training job finished its checkpoint. Snakemake ignores it; the training job
+# (lrstudy.faults) catches it.
+if "SLURM_JOB_ID" in os.environ:
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
 
 LOCAL_GPUS = 0 if config.get("device") == "cpu" else len(visible_gpu_ids())
 # Snakemake's validate() against workflow/schemas/config.schema.yaml, then the checks that need
@@ -170,7 +188,7 @@ def get_selection_arg(wildcards, input):
 
 
 # The one command line of every training job (rules train, tune and confirm).
-TRAIN_COMMAND = (
+TRAIN_COMMAND = logged(
     "python -m lrstudy.train --spec {params.specs:q} --data {input.data}"
     " --out {params.folders} {params.suggestion} {params.selection} > {log} 2>&1"
 )

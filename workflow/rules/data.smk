@@ -9,5 +9,7 @@ rule prepare_data:
     params:
         dataset=json.dumps(config["dataset"]),
     shell:
-        "python -m lrstudy.data --dataset {params.dataset:q} --out {output.data}"
-        " --manifest {output.manifest} > {log} 2>&1"
+        logged(
+            "python -m lrstudy.data --dataset {params.dataset:q} --out {output.data}"
+            " --manifest {output.manifest} > {log} 2>&1"
+        )

@@ -10,7 +10,9 @@ rule suggest_lr:
     params:
         folder=lambda wc, input: os.path.dirname(input.run),
     shell:
-        "python -m lrstudy.rangetest suggest {params.folder} --out {output} > {log} 2>&1"
+        logged(
+            "python -m lrstudy.rangetest suggest {params.folder} --out {output} > {log} 2>&1"
+        )
 
 
 rule combine_suggestions:
@@ -23,4 +25,6 @@ rule combine_suggestions:
     conda:
         "../../envs/lrstudy.yaml"
     shell:
-        "python -m lrstudy.rangetest combine {input} --out {output} > {log} 2>&1"
+        logged(
+            "python -m lrstudy.rangetest combine {input} --out {output} > {log} 2>&1"
+        )

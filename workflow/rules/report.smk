@@ -23,8 +23,10 @@ rule plot_figures:
         runs=get_runs_folder,
         out=lambda wc, output: os.path.dirname(output[0]),
     shell:
-        "python -m lrstudy.plots --tables {params.tables} --runs {params.runs}"
-        " --config-json {params.config:q} --out {params.out} > {log} 2>&1"
+        logged(
+            "python -m lrstudy.plots --tables {params.tables} --runs {params.runs}"
+            " --config-json {params.config:q} --out {params.out} > {log} 2>&1"
+        )
 
 
 rule render_report:
@@ -55,6 +57,8 @@ rule render_report:
         runs=get_runs_folder,
         figures=lambda wc, input: os.path.dirname(input.figures[0]),
     shell:
-        "python -m lrstudy.report --config-json {params.config:q} --tables {params.tables}"
-        " --runs {params.runs} --figures {params.figures} --template {input.template:q}"
-        " --out {output.md} > {log} 2>&1"
+        logged(
+            "python -m lrstudy.report --config-json {params.config:q} --tables {params.tables}"
+            " --runs {params.runs} --figures {params.figures} --template {input.template:q}"
+            " --out {output.md} > {log} 2>&1"
+        )

@@ -66,8 +66,10 @@ rule select_setting:
     params:
         metric=config["report"]["best_metric"],
     shell:
-        "python -m lrstudy.verdict select {input.runs} --family {wildcards.family}"
-        " --metric {params.metric} --out {output.selection} > {log} 2>&1"
+        logged(
+            "python -m lrstudy.verdict select {input.runs} --family {wildcards.family}"
+            " --metric {params.metric} --out {output.selection} > {log} 2>&1"
+        )
 
 
 # The chosen setting retrained on the confirmation seeds, one job.
