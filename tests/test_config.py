@@ -309,6 +309,43 @@ CASES = [
         "optimizer.kwargs",
         "lr must be a number > 0",
     ),
+    # the verdict: the test split chooses nothing; the pick is confirmed on fresh seeds
+    (
+        "selection on the test split",
+        setitem(["report", "best_metric"], "test_loss"),
+        "report.best_metric",
+        "would choose on the test split",
+    ),
+    (
+        "confirmation seeds that tuned",
+        setitem(["tuning", "confirm_seeds"], [2, 100, 101]),
+        "tuning.confirm_seeds",
+        "seeds 2 are also tuning seeds",
+    ),
+    (
+        "lr on a family whose scheduler sets the LR",
+        setitem(["families", "onecycle", "lr"], 0.1),
+        "families.onecycle.lr",
+        "OneCycleLR sets the LR itself",
+    ),
+    (
+        "a run named as a family's run",
+        setitem(["runs", "confirm-step"], {"scheduler": "StepLR", "kwargs": {"step_size": 9}}),
+        "runs.confirm-step",
+        "is the name of a family's run",
+    ),
+    (
+        "a family kwarg torch rejects",
+        setitem(["families", "step", "kwargs", "gamma"], "half"),
+        "families.step.kwargs",
+        "rejected by torch",
+    ),
+    (
+        "more best families than families",
+        setitem(["report", "best_count"], 6),
+        "report.best_count",
+        "of only 5 families",
+    ),
 ]
 
 
