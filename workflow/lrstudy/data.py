@@ -299,8 +299,18 @@ def main(argv=None) -> None:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--manifest", required=True, type=Path)
     parser.add_argument("--resources", default="resources", type=Path)
+    parser.add_argument(
+        "--python-path", default="[]", help="folders of a data factory's package, as JSON"
+    )
     args = parser.parse_args(argv)
-    manifest = prepare(json.loads(args.dataset), args.out, args.manifest, args.resources)
+    dataset = json.loads(args.dataset)
+    if dataset.get("factory"):  # the user's data (lrstudy.inputs)
+        from lrstudy import inputs
+
+        manifest = inputs.prepare(dataset, args.out, args.manifest, json.loads(args.python_path))
+        print(json.dumps({k: manifest[k] for k in ("dataset", "task", "loader", "sizes")}))
+        return
+    manifest = prepare(dataset, args.out, args.manifest, args.resources)
     print(json.dumps({k: manifest[k] for k in ("dataset", "sizes", "class_counts")}))
 
 
