@@ -102,7 +102,7 @@ def test_a_rerun_gives_the_same_bytes(study, tmp_path):
     example, work = study
     again = fresh_copy(tmp_path, example)
     targets = [f"results/runs/onecycle/seed{s}/run.json" for s in (0, 1)]
-    proc = snakemake("--cores", "2", "--configfile", configfile(example), *targets, cwd=again)
+    proc = snakemake(*targets, "--cores", "2", "--configfile", configfile(example), cwd=again)
     assert proc.returncode == 0, proc.stderr[-4000:]
     for run in ("range_test", "onecycle"):
         for seed in (0, 1):

@@ -204,7 +204,9 @@ def test_python_path_is_relative_to_the_config_file_that_sets_it(package, tmp_pa
     config["python_path"] = ["../code"]
     path = study / "config.yaml"
     path.write_text(yaml.safe_dump(config))
-    monkeypatch.chdir(tmp_path / "code")  # the working directory is not the base
+    cwd = tmp_path / "a" / "b"  # the working directory is not the base: ../code is not there
+    cwd.mkdir(parents=True)
+    monkeypatch.chdir(cwd)
     loaded = yaml.safe_load(path.read_text())
     validate(loaded, [path], executor=None)
     assert loaded["python_path"] == [str(folder.resolve())]
@@ -213,7 +215,7 @@ def test_python_path_is_relative_to_the_config_file_that_sets_it(package, tmp_pa
     with pytest.raises(ConfigError) as error:
         validate(loaded, [path], executor=None, overrides={"python_path": ["no_such_folder"]})
     assert error.value.key == "python_path.0"
-    assert str(tmp_path / "code" / "no_such_folder") in str(error.value)  # from --config: cwd
+    assert str(cwd / "no_such_folder") in str(error.value)  # from --config: the working directory
 
 
 def test_the_code_record_names_the_source_its_hash_and_git_commit(package):

@@ -21,6 +21,7 @@ PYTHON_PATH = (
     "" if USE_CONDA else f"export PATH={os.path.dirname(sys.executable)}:$PATH; "
 )
 
+
 # The workflow's package, then the user's `python_path` (absolute once validated, below), then
 # whatever PYTHONPATH was: for every local job, SLURM job and torchrun rank.
 def set_shell_prefix(folders):
@@ -104,7 +105,9 @@ def train_outputs(name):
 def family_outputs(name, runs, seeds):
     """The files `name` of a family job's runs (their names hold `{family}`) and seeds."""
     folders = [SEED_FOLDER.replace("{run}", run) for run in runs]
-    return [os.path.join(f.replace("{seed}", str(s)), name) for f in folders for s in seeds]
+    return [
+        os.path.join(f.replace("{seed}", str(s)), name) for f in folders for s in seeds
+    ]
 
 
 # The tuning job of a family trains every grid point on the tuning seeds; its confirmation job
@@ -123,7 +126,8 @@ def confirmation_outputs(name):
 
 def job_runs(wildcards, stage="train"):
     """(run, seed) of every run folder a training job fills, in its outputs' order: a run's seeds
-    (rule train), a family's grid points on the tuning seeds (tune) or its confirmation seeds."""
+    (rule train), a family's grid points on the tuning seeds (tune) or its confirmation seeds.
+    """
     if stage == "train":
         return [(wildcards.run, seed) for seed in get_job_seeds(wildcards)]
     family = wildcards.family
@@ -146,7 +150,9 @@ def get_prepared_data(wildcards):
 
 
 def get_train_specs(wildcards, stage="train"):
-    specs = [study.run_spec(config, run, seed) for run, seed in job_runs(wildcards, stage)]
+    specs = [
+        study.run_spec(config, run, seed) for run, seed in job_runs(wildcards, stage)
+    ]
     return json.dumps(specs)
 
 
@@ -188,7 +194,12 @@ def get_run_records(runs=None):
 def get_family_records():
     """run.json of every family's tuning and confirmation runs, as their jobs write them."""
     stages = (rules.tune.output.run, rules.confirm.output.run)
-    return [path.format(family=f) for f in FAMILIES for outputs in stages for path in outputs]
+    return [
+        path.format(family=f)
+        for f in FAMILIES
+        for outputs in stages
+        for path in outputs
+    ]
 
 
 def get_selections():
@@ -235,7 +246,8 @@ REPORT_TEMPLATE = os.path.join(workflow.basedir, "report_template", "report.md.j
 # The modules as inputs too: an edit of the drawing or layout code redraws and re-renders.
 PACKAGE = os.path.join(workflow.basedir, "workflow", "lrstudy")
 PLOTS_CODE = [
-    os.path.join(PACKAGE, name) for name in ("plots.py", "verdict_plots.py", "layout.py")
+    os.path.join(PACKAGE, name)
+    for name in ("plots.py", "verdict_plots.py", "layout.py")
 ]
 REPORT_CODE = [os.path.join(PACKAGE, name) for name in ("report.py", "layout.py")]
 
