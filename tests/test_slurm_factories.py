@@ -16,6 +16,7 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 def test_a_package_outside_the_repository_runs_through_sbatch(tmp_path):
     require_ci_cluster()
     work, elsewhere = tmp_path / "clone", tmp_path / "elsewhere" / "mine"
+    work.mkdir()
     for name in ("Snakefile", "workflow", "config", "slurm", "report_template", "envs"):
         copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy
         copy(ROOT / name, work / name)
