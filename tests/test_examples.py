@@ -156,3 +156,18 @@ def test_a_killed_job_resumes_with_the_bytes_of_an_unbroken_run(tmp_path, loader
     assert meta["loader"] == loader
     for name in ("steps.csv", "evals.csv"):
         assert (folder / name).read_bytes() == (unbroken_folder / name).read_bytes(), name
+
+
+def test_torchrun_ranks_import_the_users_package(tmp_path):
+    """Two CPU ranks under torchrun, each calling the data factory (the DataLoader path)."""
+    example = "breast_cancer"
+    work = fresh_copy(tmp_path, example)
+    target = "results/runs/step/seed0/run.json"
+    proc = snakemake(
+        target, "--cores", "2", "--configfile", configfile(example), "--config", "procs=2",
+        "seeds=[0]", "epochs=1", "dataset={loader: dataloader}", cwd=work,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    record = json.loads((work / target).read_text())
+    assert record["world_size"] == 2 and record["spec"]["data"]["loader"] == "dataloader"
+    assert record["status"] == "completed"
