@@ -23,6 +23,8 @@ def splits(valid_fraction: float = 0.2, test_fraction: float = 0.2, seed: int = 
 
     def part(rows):
         features = torch.tensor((x[rows] - x_mean) / x_std, dtype=torch.float32)
-        return TensorDataset(features, torch.tensor((y[rows] - y_mean) / y_std, dtype=torch.float32))
+        return TensorDataset(
+            features, torch.tensor((y[rows] - y_mean) / y_std, dtype=torch.float32)
+        )
 
     return {"train": part(train), "valid": part(valid), "test": part(test)}
