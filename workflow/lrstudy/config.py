@@ -288,13 +288,14 @@ def check(config, executor: str | None = "local", local_gpus: int = 0) -> None:
 
 def check_code(config) -> None:
     """The model, data and loss work together (lrstudy.factories.check, which calls the user's
-    factories on a small batch); the task, classes and loss they imply are filled in."""
+    factories on a small batch); for a data factory the task, classes and loss they imply are
+    filled in (the built-in datasets are classification: their `auto` loss is cross-entropy)."""
     try:
         facts = factories.check(config)
     except factories.FactoryError as error:
         raise ConfigError(error.key, str(error)) from None
-    config["loss"] = facts["loss"]
-    if factories.is_factory(config["dataset"]):
+    if factories.is_factory(config["dataset"]):  # the built-in datasets keep `auto`: cross-entropy
+        config["loss"] = facts["loss"]
         config["dataset"]["task"] = facts["task"]
         config["dataset"]["num_classes"] = facts["num_classes"]
 

@@ -29,7 +29,7 @@ def resolve(name: str, task: str) -> str:
 
 def label(name: str | None) -> str:
     """The loss's name on an axis or in a caption."""
-    if not name:
+    if name in (None, "auto"):  # left `auto` by the built-in datasets only: classification
         return LABELS["cross_entropy"]
     return LABELS.get(name, f"loss ({name})")
 
