@@ -17,10 +17,11 @@ from pathlib import Path
 
 import yaml
 
-from lrstudy import families, schedules
+from lrstudy import factories, families, schedules
 
 SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 CUDA_PLUGINS = ("low_level_zero", "gemini")
+MODELS = ("lenet5", "resnet18")  # lrstudy.models (not imported here: it needs torch)
 
 
 class ConfigError(ValueError):
@@ -99,6 +100,7 @@ def validate(
 
     command_line_numbers(config, overrides)
     check_selection_metric(config)
+    check_model_name(config)
     try:
         schema_validate(config, str(SCHEMA))
     except WorkflowError as error:
@@ -108,7 +110,22 @@ def validate(
         key = ".".join(map(str, cause.absolute_path)) or "(top level)"
         raise ConfigError(key, cause.message) from None
     check_duplicate_keys(configfiles)
+    try:
+        factories.resolve_python_path(config, configfiles, overrides)
+    except factories.FactoryError as error:
+        raise ConfigError(error.key, str(error)) from None
     check(config, executor, local_gpus)
+
+
+def check_model_name(config) -> None:
+    """A built-in model's name, or a factory: said plainly before the schema's `anyOf` would."""
+    model = config.get("model")
+    if isinstance(model, str) and model not in MODELS:
+        raise ConfigError(
+            "model",
+            f"unknown {model!r}: choose one of {', '.join(MODELS)}, "
+            "or {factory: 'package.module:function', kwargs: {...}}",
+        )
 
 
 # Metrics the best setting and the best runs may be chosen by: training and validation only.
@@ -266,6 +283,21 @@ def check(config, executor: str | None = "local", local_gpus: int = 0) -> None:
     if executor is not None:
         check_device(config, executor, local_gpus)
     check_dataset(config["dataset"])
+    check_code(config)
+
+
+def check_code(config) -> None:
+    """The model, data and loss work together (lrstudy.factories.check, which calls the user's
+    factories on a small batch); for a data factory the task, classes and loss they imply are
+    filled in (the built-in datasets are classification: their `auto` loss is cross-entropy)."""
+    try:
+        facts = factories.check(config)
+    except factories.FactoryError as error:
+        raise ConfigError(error.key, str(error)) from None
+    if factories.is_factory(config["dataset"]):  # the built-in datasets keep `auto`: cross-entropy
+        config["loss"] = facts["loss"]
+        config["dataset"]["task"] = facts["task"]
+        config["dataset"]["num_classes"] = facts["num_classes"]
 
 
 def checked_runs(config) -> list[tuple[str, dict]]:
@@ -410,7 +442,7 @@ def check_device(config, executor: str, local_gpus: int) -> None:
 
 
 def check_dataset(dataset) -> None:
-    if dataset["name"] == "digits":
+    if dataset["name"] == "digits" or factories.is_factory(dataset):
         return
     from lrstudy.data import raw_dir, raw_files
 
@@ -434,8 +466,9 @@ def run_spec(config, name: str, seed: int) -> dict:
     spec = {
         "run": name,
         "seed": seed,
-        "dataset": config["dataset"]["name"],
-        "model": config["model"],
+        "dataset": factories.dataset_name(config["dataset"]),
+        "model": copy.deepcopy(config["model"]),
+        "loss": config.get("loss", "auto"),
         "optimizer": copy.deepcopy(run.get("optimizer", config["optimizer"])),
         **{
             k: config[k]
@@ -453,6 +486,7 @@ def run_spec(config, name: str, seed: int) -> dict:
         },
         **{k: config[k] for k in ("checkpoint_every", "keep_checkpoints", "tensorboard")},
     }
+    spec.update(code_spec(config))
     if "range_test" in run:
         spec["range_test"] = copy.deepcopy(run["range_test"])
     else:
@@ -472,6 +506,22 @@ def run_spec(config, name: str, seed: int) -> dict:
             "run": source,
             "optimizer": copy.deepcopy(run_optimizer(config, source)),
         }
+    return spec
+
+
+DATA_KEYS = ("factory", "kwargs", "task", "num_classes", "loader", "num_workers", "pin_memory")
+
+
+def code_spec(config) -> dict:
+    """What a job needs of the user's code: `python_path`, the data factory's keys (`data`) and
+    the SHA-256 of each factory's module (`code`: a changed source is a changed run, rerun)."""
+    if not factories.targets(config):
+        return {}
+    spec = {"python_path": list(config.get("python_path") or [])}
+    if factories.is_factory(config["dataset"]):
+        spec["data"] = {k: copy.deepcopy(config["dataset"].get(k)) for k in DATA_KEYS}
+    sources = factories.provenance(config, git=False)
+    spec["code"] = {key: record["sha256"] for key, record in sources.items()}
     return spec
 
 

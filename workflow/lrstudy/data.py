@@ -315,10 +315,12 @@ def reprepare(path: Path) -> str:
     )
 
 
-def load_prepared(path: Path, device: str | torch.device = "cpu") -> dict:
-    """Load a prepared file as normalised float tensors on `device`: {split: (x, y)}, plus "meta"
-    and the data's "fingerprint"."""
-    payload = read_prepared(Path(path))
+def load_prepared(
+    path: Path, device: str | torch.device = "cpu", payload: dict | None = None
+) -> dict:
+    """Load a prepared file (or its `payload`, read already) as normalised float tensors on
+    `device`: {split: (x, y)}, plus "meta" and the data's "fingerprint"."""
+    payload = payload if payload is not None else read_prepared(Path(path))
     meta = payload["meta"]
     mean = torch.tensor(meta["mean"]).view(1, -1, 1, 1)
     std = torch.tensor(meta["std"]).view(1, -1, 1, 1)
@@ -340,8 +342,18 @@ def main(argv=None) -> None:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--manifest", required=True, type=Path)
     parser.add_argument("--resources", default="resources", type=Path)
+    parser.add_argument(
+        "--python-path", default="[]", help="folders of a data factory's package, as JSON"
+    )
     args = parser.parse_args(argv)
-    manifest = prepare(json.loads(args.dataset), args.out, args.manifest, args.resources)
+    dataset = json.loads(args.dataset)
+    if dataset.get("factory"):  # the user's data (lrstudy.inputs)
+        from lrstudy import inputs
+
+        manifest = inputs.prepare(dataset, args.out, args.manifest, json.loads(args.python_path))
+        print(json.dumps({k: manifest[k] for k in ("dataset", "task", "loader", "sizes")}))
+        return
+    manifest = prepare(dataset, args.out, args.manifest, args.resources)
     print(json.dumps({k: manifest[k] for k in ("dataset", "sizes", "class_counts")}))
 
 

@@ -36,6 +36,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 from scipy import stats as scipy_stats  # noqa: E402
 
+from lrstudy import losses  # noqa: E402
 from lrstudy.io import atomic_path  # noqa: E402
 from lrstudy.layout import (  # noqa: E402
     BEST_TEST_FIGURE,
@@ -51,6 +52,8 @@ LR_MOMENTUM_SIZE = (4.0, 3.8)
 LOSS_SIZE = (5.5, 3.6)
 RANGE_LOSS_SIZE = (5.5, 6.4)
 LEGEND_WIDTH = 1.5
+# The loss axes name the study's loss (config `loss`, lrstudy.losses.label); draw_all sets it.
+AXIS = {"loss": losses.label(None)}
 # An axis whose positive values span more than this ratio is drawn on a log scale: the loss from
 # 1.5 decades, the LR from a bit over two (so a 0.01..1 CyclicLR keeps its triangles).
 LOG_RATIO = 30.0
@@ -427,7 +430,7 @@ def draw_loss(runs: list[str], tables: Tables, colors: dict, title: str, path: P
     """The train & valid loss figure of a section."""
     fig, ax = plt.subplots(figsize=LOSS_SIZE, constrained_layout=True)
     run_handles = draw_train_valid(ax, runs, tables, colors, labels)
-    ax.set_ylabel("cross-entropy loss")
+    ax.set_ylabel(AXIS["loss"])
     finish_loss_figure(fig, ax, title, run_handles + style_handles(tables, runs), path)
 
 
@@ -439,12 +442,12 @@ def draw_split_loss(
     path: Path,
     labels: dict,
     split="test",
-    split_label="test loss",
+    split_label=None,
 ):
     """One split's loss alone (the best runs' test loss)."""
     fig, ax = plt.subplots(figsize=LOSS_SIZE, constrained_layout=True)
     handles = draw_split(ax, runs, tables, colors, labels, split)
-    ax.set_ylabel(split_label)
+    ax.set_ylabel(split_label or f"{split} {AXIS['loss']}")
     finish_loss_figure(fig, ax, title, handles, path)
 
 
@@ -455,7 +458,7 @@ def draw_range_loss(
     classic range-test view, with the suggested LRs (suggestion.json) as vertical lines."""
     fig, (top, bottom) = plt.subplots(2, 1, figsize=RANGE_LOSS_SIZE, constrained_layout=True)
     run_handles = draw_train_valid(top, runs, tables, colors, labels)
-    top.set_ylabel("cross-entropy loss")
+    top.set_ylabel(AXIS["loss"])
     top.set_title(title)
     if run_handles:
         top.legend(handles=run_handles + style_handles(tables, runs), loc="best", framealpha=0.85)
@@ -491,7 +494,7 @@ def draw_range_loss(
         top_factor=2.0,
         log_x=True,
     )
-    bottom.set_ylabel("train loss")
+    bottom.set_ylabel(f"train {AXIS['loss']}")
     bottom.set_title("loss against learning rate, suggested LRs")
     if handles:
         bottom.legend(handles=handles, loc="upper left", framealpha=0.85)
@@ -560,6 +563,7 @@ def best_runs(tables: Tables) -> list[str]:
 def draw_all(config: dict, tables: Tables, out: Path) -> list[Path]:
     """Every figure of the report into `out`; returns their paths."""
     plt.rcParams.update(STYLE)
+    AXIS["loss"] = losses.label(config.get("loss"))
     out = Path(out)
     colors = run_colors(config, best_runs(tables))
     sections = dict(config["report"]["sections"])

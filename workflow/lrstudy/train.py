@@ -34,17 +34,26 @@ from pathlib import Path
 os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
-from lrstudy import data, faults, finished, gpus, io, models, precision, schedules  # noqa: E402
+from lrstudy import (  # noqa: E402
+    factories,
+    faults,
+    finished,
+    gpus,
+    inputs,
+    io,
+    losses,
+    precision,
+    schedules,
+)
 from lrstudy.config import spec_hash  # noqa: E402
 from lrstudy.families import SELECTED  # noqa: E402
 from lrstudy.rangetest import Smoother  # noqa: E402
 
 STEP_FIELDS = ["step", "epoch", "lr", "momentum", "train_loss", "smoothed_loss"]
 EVAL_FIELDS = ["step", "epoch", "split", "loss", "accuracy"]
-EVAL_BATCH = 1024
-# A scheduled run whose final valid accuracy is at most this many times chance never learned.
+# A scheduled classification run whose final valid accuracy is at most this many times chance
+# never learned (a regression run: its final valid loss is no better than the mean's).
 CHANCE_FACTOR = 1.5
 
 
@@ -164,7 +173,7 @@ def shuffled_batches(x, y, spec: dict, epoch: int, runtime: Runtime):
 def build_components(spec: dict, dataset: dict, length: Length, bounds: dict | None):
     """Model, optimizer, scheduler and what run.json records of them (`auto` values resolved)."""
     meta = dataset["meta"]
-    model = models.build(spec["model"], meta["image_shape"][0], meta["num_classes"])
+    model = factories.build_model(spec["model"], data_facts(meta))
     opt_kwargs = spec["optimizer"].get("kwargs", {})
     test = spec.get("range_test")
     sched_kwargs = {} if test else spec["scheduler"]["kwargs"]
@@ -291,16 +300,36 @@ def tensorboard_writer(spec: dict, out: Path, step: int):
     return SummaryWriter(log_dir=str(out / "tensorboard"), purge_step=step or None)
 
 
+def data_facts(meta: dict) -> dict:
+    """The task, classes and shapes of the prepared data (the built-in datasets: 10 classes)."""
+    return {
+        "task": meta.get("task", "classification"),
+        "num_classes": meta.get("num_classes"),
+        "input_shape": meta.get("input_shape", meta["image_shape"]),
+        "target_shape": meta.get("target_shape", []),
+    }
+
+
+def loss_name(spec: dict, meta: dict) -> str:
+    return losses.resolve(spec.get("loss"), data_facts(meta)["task"])
+
+
 @torch.inference_mode()
-def evaluate(model, x, y) -> tuple[float, float]:
+def evaluate(model, batches, loss_sum_fn, classification: bool = True):
+    """(mean loss, accuracy) over `batches`; the accuracy is None for regression."""
     model.eval()
-    loss_sum, correct = torch.zeros((), device=x.device), torch.zeros((), device=x.device)
-    for i in range(0, len(x), EVAL_BATCH):
-        logits = model(x[i : i + EVAL_BATCH])
-        loss_sum += F.cross_entropy(logits, y[i : i + EVAL_BATCH], reduction="sum")
-        correct += (logits.argmax(1) == y[i : i + EVAL_BATCH]).sum()
+    loss_sum = correct = count = None
+    for x, y in batches:
+        output = model(x)
+        batch_loss = loss_sum_fn(output, y).detach()
+        loss_sum = batch_loss if loss_sum is None else loss_sum + batch_loss
+        if classification:
+            hits = (output.argmax(1) == y).sum()
+            correct = hits if correct is None else correct + hits
+        count = len(y) + (count or 0)
     model.train()
-    return loss_sum.item() / len(x), correct.item() / len(x)
+    accuracy = correct.item() / count if classification else None
+    return loss_sum.item() / count, accuracy
 
 
 # ------------------------------------------------------------------------------ checkpoints
@@ -435,13 +464,18 @@ def train(
     started = time.time()
     runtime = start_runtime(spec)
     seed_everything(spec["seed"])
-    dataset = data.load_prepared(data_path, runtime.device)
+    dataset = inputs.load(data_path, spec, runtime.device)
     # what a checkpoint or a finished seed's copy must have been made for (config, bounds, data)
     digest = spec_hash({**spec, "bounds": bounds, "data": dataset["fingerprint"]})
     restored = finished.restore(out, digest, runtime.rank)
     if restored is not None:
         return restored
     x_train, y_train = dataset["train"]
+    if dataset.get("loader") and batches is shuffled_batches:
+        batches = inputs.loader_batches  # the same batches, read through a DataLoader
+    facts, loss_kind = data_facts(dataset["meta"]), loss_name(spec, dataset["meta"])
+    loss_sum = losses.batch_sum(loss_kind)
+    classification = facts["task"] == "classification"
     length = run_length(spec, len(x_train))
     model, optimizer, scheduler, record = build_components(spec, dataset, length, bounds)
     model = model.to(runtime.device)
@@ -458,7 +492,7 @@ def train(
     if plugin is None and mixed_precision is None:
         optimizer = OptimizerWrapper(optimizer)  # gives booster.backward() its optimizer.backward()
     model, optimizer, criterion, _, scheduler = booster.boost(
-        model, optimizer, torch.nn.CrossEntropyLoss(), lr_scheduler=scheduler
+        model, optimizer, losses.criterion(loss_kind), lr_scheduler=scheduler
     )
     raw_model = model.unwrap() if hasattr(model, "unwrap") else model
 
@@ -475,8 +509,12 @@ def train(
         with schedules.evaluation_weights(optimizer):
             if runtime.rank == 0:
                 for split in splits:
-                    x, y = dataset["valid" if split == "range_valid" else split]
-                    log.evaluation(step, epoch, split, *evaluate(raw_model, x[:size], y[:size]))
+                    chunks = inputs.eval_batches(
+                        dataset, "valid" if split == "range_valid" else split, size, runtime.device
+                    )
+                    log.evaluation(
+                        step, epoch, split, *evaluate(raw_model, chunks, loss_sum, classification)
+                    )
 
     test = spec.get("range_test") or {}
     valid_every = test.get("valid_every")
@@ -552,7 +590,8 @@ def train(
     loop_seconds = time.time() - loop_started
     if status == "diverged" and log.evals[-1]["step"] != step:
         evaluate_splits(step, log.steps[-1]["epoch"])  # where the run stopped
-    if status == "completed" and not test and collapsed(log.evals, dataset["meta"]["num_classes"]):
+    baseline = mean_baseline(dataset, loss_sum, runtime.device)
+    if status == "completed" and not test and collapsed(log.evals, facts["num_classes"], baseline):
         status = "collapsed"
 
     result = {
@@ -575,6 +614,10 @@ def train(
         "gpu_ids": list(gpu_ids),
         "threads": torch.get_num_threads(),
         "range_test": spec.get("range_test"),
+        "task": facts["task"],
+        "loss": loss_kind,
+        "baseline_valid_loss": baseline,
+        "code": factories.provenance(spec),
         **record,
         "bounds": bounds,
         "spec": spec,
@@ -593,10 +636,29 @@ def train(
     return result
 
 
-def collapsed(evals: list[dict], num_classes: int) -> bool:
-    """The final valid accuracy is at chance (at most CHANCE_FACTOR / number of classes)."""
+def collapsed(evals: list[dict], num_classes: int | None, baseline: float | None = None) -> bool:
+    """Classification: the final valid accuracy is at chance (at most CHANCE_FACTOR / number of
+    classes). Regression: the final valid loss is no better than `baseline`, the valid loss of
+    predicting the training targets' mean."""
     valid = [row for row in evals if row["split"] == "valid"]
-    return bool(valid) and valid[-1]["accuracy"] <= CHANCE_FACTOR / num_classes
+    if not valid:
+        return False
+    if num_classes is None:
+        return baseline is not None and valid[-1]["loss"] >= baseline
+    return valid[-1]["accuracy"] <= CHANCE_FACTOR / num_classes
+
+
+def mean_baseline(dataset: dict, loss_sum_fn, device) -> float | None:
+    """Regression: the valid loss of always predicting the training targets' mean."""
+    mean = dataset["meta"].get("target_mean")
+    if mean is None:
+        return None
+    constant = torch.as_tensor(mean, dtype=torch.float32, device=device)
+    total, count = 0.0, 0
+    for _, y in inputs.eval_batches(dataset, "valid", None, device):
+        total += loss_sum_fn(constant.expand_as(y), y).item()
+        count += len(y)
+    return total / count
 
 
 # ------------------------------------------------------------------------------ the command

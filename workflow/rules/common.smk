@@ -3,13 +3,14 @@ import functools
 import json
 import os
 import re
+import shlex
 import signal
 import sys
 
 sys.path.insert(0, f"{workflow.basedir}/workflow")  # the package, installed or not
 
 from lrstudy import config as study
-from lrstudy import families
+from lrstudy import factories, families
 from lrstudy.gpus import visible_gpu_ids
 from lrstudy import layout
 
@@ -20,10 +21,17 @@ USE_CONDA = any("conda" in str(method).lower() for method in DEPLOYMENT)
 PYTHON_PATH = (
     "" if USE_CONDA else f"export PATH={os.path.dirname(sys.executable)}:$PATH; "
 )
-shell.prefix(
-    f"set -euo pipefail; {PYTHON_PATH}"
-    f"export PYTHONPATH={workflow.basedir}/workflow${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
-)
+
+
+# The workflow's package, then the user's `python_path` (absolute once validated, below), then
+# whatever PYTHONPATH was: for every local job, SLURM job and torchrun rank.
+def set_shell_prefix(folders):
+    path = ":".join([f"{workflow.basedir}/workflow", *folders])
+    shell.prefix(
+        f"set -euo pipefail; {PYTHON_PATH}"
+        f"export PYTHONPATH={shlex.quote(path)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
+    )
+
 
 # Every rule's command ends with SHOW_LOG (`logged`): a job that fails prints its log's last lines, so that
 # its error (a corrupted file named, a failed download, a full disk) reaches the console.
@@ -54,8 +62,9 @@ study.validate(
     local_gpus=LOCAL_GPUS,
     overrides=workflow.config_settings.config,
 )
+set_shell_prefix(config["python_path"])
 
-DATASET = config["dataset"]["name"]
+DATASET = factories.dataset_name(config["dataset"])
 RUNS = list(config["runs"])
 RANGE_RUNS = study.range_runs(config)
 SEEDS = config["seeds"]

@@ -8,8 +8,11 @@ rule prepare_data:
         "../../envs/lrstudy.yaml"
     params:
         dataset=json.dumps(config["dataset"]),
+        python_path=json.dumps(config["python_path"]),
+        # a data factory's source: an edit of it prepares the data again
+        code=json.dumps(study.code_spec(config).get("code", {})),
     shell:
         logged(
             "python -m lrstudy.data --dataset {params.dataset:q} --out {output.data}"
-            " --manifest {output.manifest} > {log} 2>&1"
+            " --manifest {output.manifest} --python-path {params.python_path:q} > {log} 2>&1"
         )

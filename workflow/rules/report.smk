@@ -18,7 +18,7 @@ rule plot_figures:
     conda:
         "../../envs/lrstudy.yaml"
     params:
-        config=report_config_json(("runs", "report")),
+        config=report_config_json(("runs", "report", "loss")),
         tables=lambda wc, input: os.path.dirname(input.steps),
         runs=get_runs_folder,
         out=lambda wc, output: os.path.dirname(output[0]),
