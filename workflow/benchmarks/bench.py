@@ -501,6 +501,7 @@ def study_ideal(results: Path, cores: int, sample_steps: int = 200) -> dict:
     study's start-ups, scheduling, I/O or serial stages is in it: wall / ideal is their cost."""
     import pandas as pd
 
+    from lrstudy import inputs, losses
     from lrstudy.train import evaluate
 
     records = [json.loads(p.read_text()) for p in results.glob("runs/*/seed*/run.json")]
@@ -513,15 +514,16 @@ def study_ideal(results: Path, cores: int, sample_steps: int = 200) -> dict:
     classes = prepared["meta"]["num_classes"]
     per_step = plain_seconds(x, y, classes, spec, sample_steps, warmup=20) / sample_steps
     model = models.LeNet5(x.shape[1], classes).eval()
-    splits = {"valid": prepared["valid"], "test": prepared["test"]}
     subset = (spec.get("range_test") or {}).get("valid_subset", 256)
-    splits["range_valid"] = tuple(t[:subset] for t in prepared["valid"])
+    sizes = {"valid": None, "test": None, "range_valid": subset}
+    loss_sum = losses.batch_sum("cross_entropy")
     per_eval = {}
-    for split, (xs, ys) in splits.items():
+    for split, size in sizes.items():
         times = []
         for _ in range(3):
             started = time.perf_counter()
-            evaluate(model, xs, ys)
+            name = "valid" if split == "range_valid" else split
+            evaluate(model, inputs.eval_batches(prepared, name, size, "cpu"), loss_sum)
             times.append(time.perf_counter() - started)
         per_eval[split] = statistics.median(times)
     counts = evals["split"].value_counts().to_dict()
