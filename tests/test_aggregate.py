@@ -1,4 +1,4 @@
-"""Aggregation: the summary's numbers on constructed curves, and the choice of the best runs."""
+"""Aggregation: the summary's numbers on constructed curves, and a family's choice on them."""
 
 import json
 import math

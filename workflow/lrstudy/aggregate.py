@@ -1,4 +1,4 @@
-"""Metric aggregation: every run folder into the study's tables, and the choice of the best runs.
+"""Metric aggregation: every run folder into the study's tables, the tuning and the verdict.
 
 results/tables/steps.csv    run, seed, step, epoch, lr, train_loss, smoothed_loss
 results/tables/evals.csv    run, seed, step, epoch, split, loss, accuracy

@@ -128,7 +128,8 @@ def check_model_name(config) -> None:
         )
 
 
-# Metrics the best setting and the best runs may be chosen by: training and validation only.
+# Metrics a family's setting and the families' order may be chosen by: training and validation
+# only.
 SELECTION_METRICS = ("final_valid_loss", "best_valid_loss", "final_train_loss")
 
 

@@ -13,7 +13,7 @@ One place for what the figures, the Markdown report and `snakemake --report` sha
 from __future__ import annotations
 
 # The figures of each section, as the source report names them (extension lower-case here):
-# (learning-rate figure, loss figure, legend image or None). "best" is the three best runs.
+# (learning-rate figure, loss figure, legend image or None). "best": the best families.
 SECTION_FIGURES = {
     "range_test": ("ExponentiallyIncLR", "ExponentiallyIncLoss", None),
     "step": ("StepDecLR", "StepDecLoss", "2_legend"),
