@@ -13,7 +13,7 @@ import subprocess
 import pytest
 import torch
 
-from lrstudy import aggregate, data, faults, rangetest, train
+from lrstudy import aggregate, data, faults, io, rangetest, train
 
 from . import synthetic
 from .conftest import JOB_TIMEOUT, job_env, long_config, raw_config, snakemake_cmd, spec_of
@@ -146,7 +146,7 @@ def test_a_checkpoint_file_with_code_is_refused_although_its_hash_matches(tmp_pa
     torch.save({"weight": Payload(marker)}, folder / "model.pt")
     for name in ("optimizer.pt", "scheduler.pt"):
         torch.save({"state": {}}, folder / name)
-    sums = {name: train.sha256(folder / name) for name in train.Checkpoints.FILES}
+    sums = {name: io.file_hash(folder / name) for name in train.Checkpoints.FILES}
     torch.save({"spec_hash": "x", "step": 45, "sha256": sums}, folder / "state.pt")
     (tmp_path / "LATEST").write_text(folder.name)
     with pytest.raises(faults.Corrupted, match="model.pt: it does not load"):

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from lrstudy.faults import Corrupted
-from lrstudy.io import atomic_path, write_json
+from lrstudy.io import atomic_path, file_hash, write_json
 
 DATASETS = ("mnist10k", "digits", "mnist", "fashion_mnist", "cifar10")
 IMAGE_SIZE = 32
@@ -48,11 +48,7 @@ def raw_files(name: str) -> dict[str, str]:
 
 
 def md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_hash(path, "md5")
 
 
 def raw_dir(dataset: dict, resources: Path = Path("resources")) -> Path:

@@ -16,7 +16,6 @@ plugin the config names). Rank 0 writes steps.csv, evals.csv and run.json.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
 import json
 import math
@@ -333,14 +332,6 @@ def evaluate(model, batches, loss_sum_fn, classification: bool = True):
 
 
 # ------------------------------------------------------------------------------ checkpoints
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 class Checkpoints:
     """Resumable state in the run folder: ckpt-NNNNNNN/ folders, the newest named by LATEST.
 
@@ -377,7 +368,7 @@ class Checkpoints:
         self.booster.save_lr_scheduler(scheduler, str(folder / "scheduler.pt"))
         if self.rank == 0:
             rng = {"torch": torch.get_rng_state(), "python": random.getstate()}
-            sums = {name: sha256(folder / name) for name in self.FILES}
+            sums = {name: io.file_hash(folder / name) for name in self.FILES}
             with io.atomic_path(folder / "state.pt") as tmp:
                 torch.save({**state, "rng": rng, "sha256": sums}, tmp)
             old = self.folder()
@@ -412,7 +403,7 @@ class Checkpoints:
         loader accepts (ColossalAI's Booster then loads it with torch's full unpickler)."""
         for name in self.FILES:
             path = folder / name
-            if not path.is_file() or sha256(path) != sums.get(name):
+            if not path.is_file() or io.file_hash(path) != sums.get(name):
                 raise self.refuse(path, "missing, or not the file this checkpoint wrote")
             try:
                 torch.load(path, map_location="cpu", weights_only=True)

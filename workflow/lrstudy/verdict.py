@@ -350,27 +350,9 @@ def notes(frame: pd.DataFrame, selections: dict, reference: str) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------ page
-PAGE_COLUMNS = [
-    "rank",
-    "family",
-    "multiplier",
-    "momentum",
-    "mean",
-    "ci_low",
-    "ci_high",
-    "diff",
-    "diff_ci_low",
-    "diff_ci_high",
-    "dz",
-    "p_holm",
-    "p_equivalence_holm",
-    "verdict",
-    "p_rank1",
-    "test_accuracy_mean",
-    "test_accuracy_ci_low",
-    "test_accuracy_ci_high",
-    "note",
-]
+# verdict.csv's columns the page leaves out: the run (the family names it), the seeds (the same
+# confirmation seeds for all), the raw p-values beside the adjusted ones, the margin (its caption)
+PAGE_HIDDEN = ("run", "n_seeds", "seeds", "p", "p_equivalence", "margin", "status")
 
 
 def html_page(table: pd.DataFrame, tuning: pd.DataFrame) -> str:
@@ -380,7 +362,7 @@ def html_page(table: pd.DataFrame, tuning: pd.DataFrame) -> str:
         "body{font-family:sans-serif;font-size:13px}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
     )
-    shown = table.reindex(columns=[c for c in PAGE_COLUMNS if c in table])
+    shown = table.reindex(columns=[c for c in VERDICT_FIELDS if c not in PAGE_HIDDEN])
     parts = [
         f"<html><head><meta charset='utf-8'><style>{style}</style></head><body>",
         "<h3>Verdict: every family against #1 on the confirmation seeds</h3>",
