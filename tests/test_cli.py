@@ -5,7 +5,10 @@ import json
 import subprocess
 import sys
 
+import pytest
 import tomllib
+
+from lrstudy import __main__
 
 from .conftest import DIGITS
 from .util import ROOT, job_env
@@ -33,7 +36,7 @@ def test_the_declared_script_points_at_a_main_that_shows_help():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=job_env()
     )
     assert proc.returncode == 0, proc.stderr
-    for command in ("data", "train", "suggest", "combine", "aggregate", "plots", "report", "bench"):
+    for command in __main__.COMMANDS:
         assert f"\n  {command} " in proc.stdout, command
     assert proc.stdout.rstrip().endswith("no torch"), "--help imported the stages"
 
@@ -45,6 +48,13 @@ def test_unknown_command_exits_2_naming_it():
         and "unknown command 'sugest'" in proc.stderr
         and "suggest" in proc.stderr
     )
+
+
+@pytest.mark.parametrize("command", list(__main__.COMMANDS))
+def test_every_subcommand_shows_its_help(command):
+    """`lrstudy <command> --help` exits 0 with the stage module's own usage."""
+    proc = lrstudy(command, "--help")
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: "), proc.stdout + proc.stderr
 
 
 def test_subcommand_help_is_the_module_s():

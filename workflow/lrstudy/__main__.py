@@ -3,7 +3,8 @@
     lrstudy data --dataset '{"name": "digits"}' --out d.pt --manifest d.json
     lrstudy train --spec '<spec JSON>' --data d.pt --out results/runs/step/seed0
     lrstudy suggest results/runs/range_test/seed0 --out suggestion.json
-    lrstudy bench
+
+(The benchmark is no stage: `make bench` runs workflow/benchmarks/bench.py.)
 
 Each subcommand hands its arguments to the stage module's own `main(argv)` (what the Snakemake
 rules run as `python -m lrstudy.<module>`); `lrstudy <command> --help` shows that module's options.
@@ -21,10 +22,10 @@ COMMANDS = {
     "train": ("train", [], "train one run and seed (the `train` rule)"),
     "suggest": ("rangetest", ["suggest"], "LR suggestions from one range-test run folder"),
     "combine": ("rangetest", ["combine"], "combine per-seed suggestion JSON files"),
-    "aggregate": ("aggregate", [], "aggregate run folders into the study's tables"),
+    "select": ("verdict", ["select"], "a schedule family's setting from its tuning runs"),
+    "aggregate": ("aggregate", [], "aggregate run folders into the study's tables and verdict"),
     "plots": ("plots", [], "draw every figure of the report"),
     "report": ("report", [], "render the Markdown report"),
-    "bench": ("bench", [], "benchmark the training path against plain PyTorch"),
 }
 
 
