@@ -212,8 +212,8 @@ def test_composition_prints_as_a_person_writes_it():
     )
     assert schedules.format_scheduler("SequentialLR", filled) == (
         "torch.optim.lr_scheduler.SequentialLR(optimizer, schedulers=["
-        "LinearLR(optimizer, start_factor=0.01, total_iters=20), "
-        "CosineAnnealingLR(optimizer, T_max=580)], milestones=[20])"
+        "torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.01, total_iters=20), "
+        "torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=580)], milestones=[20])"
     )
     assert schedules.format_scheduler(
         "colossalai.LinearWarmupLR", {"warmup_steps": 20, "total_steps": 600}
@@ -261,3 +261,26 @@ def test_fp16_on_the_cpu_stops_the_dag_build(tmp_path):
         "`precision`" in proc.stdout + proc.stderr
         and "fp16 needs CUDA" in proc.stdout + proc.stderr
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("run", ["warmup_cosine", "colossal", "wsd"])
+def test_the_report_prints_a_line_that_runs_the_schedule_the_job_trained(trainer, run):
+    """A section whose first run is a SequentialLR composition or a ColossalAI scheduler: the
+    report's code line, run as printed, replays the LR the job recorded in steps.csv."""
+    import colossalai.nn.lr_scheduler  # noqa: F401  (the printed line names it)
+
+    from lrstudy import report
+
+    recorded, record = recorded_lr(trainer, run)
+    (line,) = report.scheduler_code(modern_config(), run, record)
+    assert line.startswith("lr_scheduler = ") and "auto" not in line, line
+
+    def printed(optimizer):
+        scope = {"torch": torch, "colossalai": colossalai, "optimizer": optimizer}
+        exec(line, scope)
+        return scope["lr_scheduler"]
+
+    import colossalai
+
+    assert replay(printed) == pytest.approx(recorded, rel=1e-12, abs=1e-15)

@@ -22,6 +22,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from lrstudy.config import scheduler_kwargs
 from lrstudy.io import atomic_path, write_text
 from lrstudy.layout import (
     FIGURES,
@@ -31,7 +32,13 @@ from lrstudy.layout import (
     range_test_settings,
     used_kwargs,
 )
-from lrstudy.schedules import FILLED
+from lrstudy.schedules import (
+    COLOSSAL_PREFIX,
+    FILLED,
+    NO_SCHEDULER,
+    SEQUENTIAL,
+    format_scheduler,
+)
 
 # First sentence of torch's docstring of each class: the section headings of the source report.
 HEADINGS = {
@@ -82,9 +89,14 @@ def load_run(runs_dir: Path | None, run: str, seeds) -> dict | None:
 
 
 def scheduler_code(config: dict, run: str, record: dict | None) -> list[str]:
-    """The source's code line: `lr_scheduler = torch.optim.lr_scheduler.Class(optimizer, ...)`."""
+    """The source's code line: `lr_scheduler = torch.optim.lr_scheduler.Class(optimizer, ...)`;
+    a schedule that is no torch class of that name (a SequentialLR composition, a ColossalAI
+    scheduler, none) as the job built it: from run.json's filled-in kwargs where it has them."""
     spec = config["runs"][run]
     name = spec["scheduler"]
+    if name in (SEQUENTIAL, NO_SCHEDULER) or name.startswith(COLOSSAL_PREFIX):
+        filled = ((record or {}).get("scheduler") or {}).get("kwargs") or scheduler_kwargs(spec)
+        return [f"lr_scheduler = {format_scheduler(name, filled)}"]
     kwargs = used_kwargs(config, run, record)
     args = ["optimizer"] + ([format_kwargs(kwargs)] if kwargs else [])
     if FILLED.get(name) and "total_steps" not in kwargs:

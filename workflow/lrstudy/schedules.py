@@ -535,16 +535,17 @@ def apply_multiplier(tuning: dict, opt_kwargs: dict, sched_kwargs: dict):
 def format_scheduler(name: str, filled: dict) -> str:
     """The scheduler as a person writes it in Python, from its filled-in kwargs (run.json's
     `scheduler.kwargs`), e.g. `torch.optim.lr_scheduler.SequentialLR(optimizer, schedulers=[
-    LinearLR(optimizer, start_factor=0.01, total_iters=20),
-    CosineAnnealingLR(optimizer, T_max=580)],
-    milestones=[20])`."""
+    torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.01, total_iters=20),
+    torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=580)], milestones=[20])`: a line
+    that runs where `optimizer` exists (and `import colossalai.nn.lr_scheduler` for its own)."""
     if name == NO_SCHEDULER:
         return "None  # a constant learning rate"
     if name.startswith(COLOSSAL_PREFIX):
         return f"{COLOSSAL_SCHEDULERS}.{name.removeprefix(COLOSSAL_PREFIX)}({_call_args(filled)})"
     if name == SEQUENTIAL:
         children = ", ".join(
-            f"{c['scheduler']}({_call_args(c['kwargs'])})" for c in filled["schedulers"]
+            f"torch.optim.lr_scheduler.{c['scheduler']}({_call_args(c['kwargs'])})"
+            for c in filled["schedulers"]
         )
         milestones = format_value(filled["milestones"])
         return (
