@@ -388,8 +388,12 @@ def test_diverged_run_curve_stops_with_a_mark(tmp_path):
     plots.draw_train_valid(
         ax, ["cyclic"], tables, {"cyclic": "C0"}, {"cyclic": "cyclic (diverged)"}
     )
-    marks = [line for line in ax.get_lines() if line.get_marker() == "x"]
-    assert marks, "no x where the diverged run stopped"
+    # its loss at the stop (10^4) lies above the clipped axis: an arrow on the top edge
+    marks = [line for line in ax.get_lines() if line.get_marker() in ("x", "^")]
+    assert marks, "no mark where the diverged run stopped"
+    assert all(
+        line.get_ydata()[0] == ax.get_ylim()[1] for line in marks if line.get_marker() == "^"
+    )
     smoothed = [
         line
         for line in ax.get_lines()
@@ -497,3 +501,34 @@ def test_range_test_figure_has_loss_against_lr(tmp_path, monkeypatch):
     ]  # slide is None
     assert any("valley" in text.get_text() for text in bottom.get_legend().get_texts())
     plt.close("all")
+
+
+def test_a_diverging_range_test_shows_its_dip(tmp_path, monkeypatch):
+    """Seeds of a range test that blow up at step 45 of 60: its curves end before the stop, the
+    loss axis ends a little above the first losses (not at the blow-up's 10^4), and each seed's
+    stop is marked on the top edge with an arrow (its loss lies above the axis)."""
+    from matplotlib.colors import to_hex
+
+    kept = {}
+    original = plots.save
+
+    def save(fig, path):
+        if Path(path).stem == "ExponentiallyIncLoss":
+            top = fig.axes[0]
+            kept["ylim"] = top.get_ylim()
+            kept["lines"] = [
+                (to_hex(line.get_color()), line.get_marker(), list(line.get_xdata()))
+                for line in top.lines
+            ]
+        return original(fig, path)
+
+    monkeypatch.setattr(plots, "save", save)
+    draw(tmp_path, seeds=(0, 1, 2), diverged={"range_test": 45})
+    steps = pd.read_csv(tmp_path / "results" / "tables" / "steps.csv")
+    first = steps[(steps["run"] == "range_test") & (steps["step"] < 3)]["smoothed_loss"].max()
+    assert kept["ylim"][1] < 2 * first, (kept["ylim"], first)
+    arrows = [line for line in kept["lines"] if line[1] == "^"]
+    assert len(arrows) == 3 and [line[2] for line in arrows] == [[44]] * 3, kept["lines"]
+    color = arrows[0][0]
+    curves = [xs for c, marker, xs in kept["lines"] if c == color and marker in ("None", "")]
+    assert curves and max(max(xs) for xs in curves) < 45, "a curve of the run runs to its stop"

@@ -51,6 +51,9 @@ LR_SIZE = (4.0, 3.0)
 LR_MOMENTUM_SIZE = (4.0, 3.8)
 LOSS_SIZE = (5.5, 3.6)
 RANGE_LOSS_SIZE = (5.5, 6.4)
+# A range test's loss axes end at this x its first losses (where every LR is still too small to
+# learn): the dip below that is what a reader needs; a blow-up above it ends in an arrow.
+RANGE_TOP = 1.3
 LEGEND_WIDTH = 1.5
 # The loss axes name the study's loss (config `loss`, lrstudy.losses.label); draw_all sets it.
 AXIS = {"loss": losses.label(None)}
@@ -216,18 +219,33 @@ def stop_points(tables: Tables, run: str, frame: pd.DataFrame, x: str, y: str, c
     return points
 
 
+def first_stop(tables: Tables, run: str) -> float:
+    """The step where the run's first diverged seed stopped (inf where none did)."""
+    steps = tables.run_steps(run)
+    stops = [steps.loc[steps["seed"] == seed, "step"].max() for seed in tables.diverged_seeds(run)]
+    return min([s for s in stops if pd.notna(s)], default=math.inf)
+
+
+def before_first_stop(tables: Tables, run: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows (steps or evaluations) before the run's first stop: the seeds' mean and band end
+    where the first seed ends, so that seed's blow-up is no spike of the mean."""
+    return frame[frame["step"] < first_stop(tables, run)]
+
+
 def draw_stops(ax, points: list) -> None:
-    """An x at each stop, once the axis limits are set: a point above the top (a blown-up loss) sits
-    on the top edge, so the mark stays in view and the layout is not stretched."""
+    """A mark at each stop, once the axis limits are set: an x where the stopped loss is in view,
+    an arrow (^) on the top edge where it lies above it (a blown-up loss), so the mark stays in view
+    and the layout is not stretched."""
     if not points:
         return
     low, high = ax.get_ylim()
     for x, y, color in points:
+        above = y > high
         y = min(max(y, low), high)
         ax.plot(
             [x],
             [y],
-            marker="x",
+            marker="^" if above else "x",
             markersize=8,
             markeredgewidth=2.2,
             color=color,
@@ -325,7 +343,8 @@ def draw_lr(runs: list[str], tables: Tables, colors: dict, title: str, path: Pat
 
 
 def stop_handle(label: str) -> Line2D:
-    """The legend entry of the x that marks where a diverged run stopped (draw_stops)."""
+    """The legend entry of the x that marks where a diverged run stopped (draw_stops; an arrow ^
+    on the top edge where its loss lies above the axis)."""
     return Line2D([], [], color="0.2", marker="x", markeredgewidth=2, linestyle="none", label=label)
 
 
@@ -338,7 +357,7 @@ def style_handles(tables: Tables, runs: list[str], valid_label="valid loss") -> 
     if any(len(tables.seeds(r)) > 1 for r in runs):
         handles.append(Patch(color="0.2", alpha=0.2, label="95 % CI over seeds"))
     if any(tables.diverged_seeds(r) for r in runs):
-        handles.append(stop_handle("diverged (stopped)"))
+        handles.append(stop_handle("diverged (stopped; ^: above the axis)"))
     return handles
 
 
@@ -375,29 +394,40 @@ def loss_panel(
 
 
 def draw_train_valid(
-    ax, runs: list[str], tables: Tables, colors: dict, labels: dict, valid_split="valid"
+    ax,
+    runs: list[str],
+    tables: Tables,
+    colors: dict,
+    labels: dict,
+    valid_split="valid",
+    top_factor=3.0,
+    until_first_stop=False,
 ) -> list:
-    """Train loss (smoothed line, raw faint) and valid loss (markers) against the step."""
+    """Train loss (smoothed line, raw faint) and valid loss (markers) against the step; with
+    `until_first_stop` each run's curves end where its first diverged seed stopped."""
 
     def draw_run(ax, run, color):
-        frame = tables.run_steps(run)
-        if not len(frame):
+        every = tables.run_steps(run)
+        if not len(every):
             return None
+        frame = before_first_stop(tables, run, every) if until_first_stop else every
         raw = band(frame, "step", "train_loss")
         ax.plot(raw["step"], raw["mean"], color=color, alpha=0.2, linewidth=0.6)
         smooth = band(frame, "step", "smoothed_loss")
         plot_band(ax, smooth, "step", color)
-        stops = stop_points(tables, run, frame, "step", "smoothed_loss", color)
+        stops = stop_points(tables, run, every, "step", "smoothed_loss", color)
         curves = [smooth["mean"].to_numpy()]
         for split, style in ((valid_split, "--"), ("range_valid", ":")):
             evals = tables.run_evals(run, split)
+            if until_first_stop:
+                evals = before_first_stop(tables, run, evals)
             if len(evals):
                 stats = band(evals, "step", "loss")
                 plot_band(ax, stats, "step", color, linestyle=style, marker="o", markersize=3)
                 curves.append(stats["mean"].to_numpy())
         return curves, stops, [Line2D([], [], color=color, linewidth=2.5, label=labels[run])]
 
-    return loss_panel(ax, runs, tables, colors, draw_run)
+    return loss_panel(ax, runs, tables, colors, draw_run, top_factor=top_factor)
 
 
 def draw_split(ax, runs: list[str], tables: Tables, colors: dict, labels: dict, split: str) -> list:
@@ -457,22 +487,25 @@ def draw_range_loss(
     """Top: train & valid loss against the step. Bottom: the loss against the LR (log axis), the
     classic range-test view, with the suggested LRs (suggestion.json) as vertical lines."""
     fig, (top, bottom) = plt.subplots(2, 1, figsize=RANGE_LOSS_SIZE, constrained_layout=True)
-    run_handles = draw_train_valid(top, runs, tables, colors, labels)
+    run_handles = draw_train_valid(
+        top, runs, tables, colors, labels, top_factor=RANGE_TOP, until_first_stop=True
+    )
     top.set_ylabel(AXIS["loss"])
     top.set_title(title)
     if run_handles:
         top.legend(handles=run_handles + style_handles(tables, runs), loc="best", framealpha=0.85)
 
     def draw_run(ax, run, color):
-        frame = tables.run_steps(run)
-        if not len(frame):
+        every = tables.run_steps(run)
+        if not len(every):
             return None
-        lr = band(frame, "step", "lr")[["step", "mean"]].rename(columns={"mean": "lr"})
+        frame = before_first_stop(tables, run, every)
+        lr = band(every, "step", "lr")[["step", "mean"]].rename(columns={"mean": "lr"})
         raw = band(frame, "step", "train_loss").merge(lr, on="step")
         smooth = band(frame, "step", "smoothed_loss").merge(raw[["step", "lr"]], on="step")
         ax.plot(raw["lr"], raw["mean"], color=color, alpha=0.2, linewidth=0.6)
         plot_band(ax, smooth, "lr", color)
-        stops = stop_points(tables, run, frame, "lr", "smoothed_loss", color)
+        stops = stop_points(tables, run, every, "lr", "smoothed_loss", color)
         evals = tables.run_evals(run, "range_valid")
         if len(evals):
             merged = band(evals, "step", "loss").merge(raw[["step", "lr"]], on="step")
@@ -491,7 +524,7 @@ def draw_range_loss(
         colors,
         draw_run,
         xlabel="learning rate (log scale)",
-        top_factor=2.0,
+        top_factor=RANGE_TOP,
         log_x=True,
     )
     bottom.set_ylabel(f"train {AXIS['loss']}")
