@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from .slurm_ci import require_ci_cluster
-from .util import ROOT, snakemake
+from .util import ROOT, snakemake, validated
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -53,9 +53,12 @@ def test_the_study_runs_through_sbatch_and_reports(study):
     assert (work / "results" / "report" / "report.md").stat().st_size > 0
     assert (work / "results" / "tables" / "summary.csv").is_file()
     slurm_logs = work / ".snakemake" / "slurm_logs"
+    # the training rules went through sbatch; everything else ran locally
     assert sorted(p.name for p in slurm_logs.iterdir()) == [
-        "rule_train"
-    ]  # everything else ran locally
+        "rule_confirm",
+        "rule_train",
+        "rule_tune",
+    ]
     # Every training job went through sbatch asking for one GPU (finished jobs stay visible:
     # MinJobAge is large in .ci/slurm.sh).
     for path in (work / "results" / "runs").glob("*/seed*/run.json"):
@@ -80,7 +83,12 @@ def test_each_training_job_got_its_own_gpu_from_slurm(study):
     work, proc = study
     assert proc.returncode == 0
     runs = [json.loads(p.read_text()) for p in (work / "results" / "runs").glob("*/seed*/run.json")]
-    assert len(runs) == 5
+    config = validated(yaml.safe_load((work / "tiny.yaml").read_text()))
+    tuning = config["tuning"]
+    per_family = len(tuning["multipliers"]) * len(tuning["seeds"]) + len(tuning["confirm_seeds"])
+    assert len(runs) == len(config["runs"]) * len(config["seeds"]) + per_family * len(
+        config["families"]
+    )
     for run in runs:
         assert run["host"]["slurm_job_id"], run["run"]
         assert run["host"]["cuda_visible_devices"] in ("0", "1"), run["host"]

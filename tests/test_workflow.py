@@ -114,8 +114,8 @@ def test_study_ends_with_the_tuning_and_verdict_tables(workflow_copy):
     # at the start and the end; confirmation runs evaluate as the source's runs do
     for family in config["families"]:
         for m in grid:
-            folder = results / "runs" / f"tune-{family}-x{m:g}" / "seed0"
-            evals, steps = pd.read_csv(folder / "evals.csv"), pd.read_csv(folder / "steps.csv")
+            run_dir = results / "runs" / f"tune-{family}-x{m:g}" / "seed0"
+            evals, steps = pd.read_csv(run_dir / "evals.csv"), pd.read_csv(run_dir / "steps.csv")
             assert set(evals["split"]) == {"valid"}
             assert sorted(evals["step"]) == [0, len(steps)]
         evals = pd.read_csv(results / "runs" / f"confirm-{family}" / "seed10" / "evals.csv")
