@@ -564,10 +564,15 @@ def check_in_browser(page: Path, tables: Path, work: Path) -> None:
     assert "error" not in shown, shown["error"]
     assert [frame.split(";")[2] for frame in shown["frames"]] == ["filename=verdict.html"]
     dom = report_browser.open_data_uri(shown["frames"][0], work)
-    rows = re.findall(r"<tr>\s*<td>(\d+)</td>\s*<td>([\w.-]+)</td>", dom.split('id="tuning"')[0])
-    assert rows == [(str(r), f) for r, f in zip(verdict["rank"], verdict["family"])]
-    for word in verdict["verdict"]:
-        assert f"<td>{word}</td>" in dom
+    table = dom.split('id="verdict"')[1].split("</table>")[0]
+    header = re.findall(r"<th>(.*?)</th>", table)
+    rows = [
+        re.findall(r"<td>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", table, re.S)
+    ]
+    shown = [dict(zip(header, cells)) for cells in rows if cells]
+    assert [(row["rank"], row["family"], row["verdict"]) for row in shown] == [
+        (str(r), f, w) for r, f, w in zip(verdict["rank"], verdict["family"], verdict["verdict"])
+    ]
     for name, kind in layout.VERDICT_FIGURES.items():
         shown = report_browser.click_through(
             page, [category, kind, {"row": name, "icon": "eye"}], work
