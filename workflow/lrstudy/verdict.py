@@ -390,16 +390,9 @@ def main(argv=None) -> None:
     chooser.add_argument("--metric", required=True)
     chooser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
-    _, _, summary = aggregate(args.run_files, target=math.inf)
-    multipliers = {}
-    for path in args.run_files:
-        tuning = json.loads(Path(path).read_text())["spec"]["tuning"]
-        run = json.loads(Path(path).read_text())["run"]
-        multipliers[tuning["multiplier"]] = run
-    selection = select(
-        tuning_rows(summary, args.family, dict(sorted(multipliers.items())), args.metric),
-        args.metric,
-    )
+    _, _, summary = aggregate(args.run_files, target=math.inf)  # the run.json read, checked, once
+    grid = summary.groupby("multiplier")["run"].first().to_dict()  # {multiplier: run}, sorted
+    selection = select(tuning_rows(summary, args.family, grid, args.metric), args.metric)
     write_json(args.out, selection, allow_nan=True)
     print(json.dumps({k: v for k, v in selection.items() if k != "rows"}))
 
