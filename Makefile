@@ -20,8 +20,11 @@ $(STAMP): requirements.txt pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES)
 
+# On every core (pytest-xdist); the tests that share a study or a file's reference runs share a
+# worker (`--dist loadgroup`, marks xdist_group). TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= auto
 test: $(STAMP)
-	$(PY) -m pytest -ra $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -ra $(PYTEST_ARGS)
 
 # The benchmark (workflow/benchmarks/bench.py), the default study's wall time included; it takes
 # a while: BENCH_ARGS=--no-study leaves the study out, BENCH_ARGS=--tiny is a smoke run.

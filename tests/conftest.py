@@ -183,24 +183,71 @@ def trainer(digits_data, tmp_path_factory):
 
 
 # ------------------------------------------------------------------------------ the workflow
+def copy_workflow(config: dict, folder: Path) -> Path:
+    """A folder holding Snakefile, workflow/, envs/, report_template/, slurm/ and
+    config/config.yaml = `config` (a raw config dict, as written in YAML)."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    for name in ("workflow", "envs", "report_template", "slurm"):
+        shutil.copytree(ROOT / name, folder / name, ignore=ignore)
+    shutil.copy(ROOT / "Snakefile", folder / "Snakefile")
+    (folder / "config").mkdir()
+    (folder / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return folder
+
+
 @pytest.fixture
 def workflow_copy(tmp_path):
-    """make(config) -> a folder holding Snakefile, workflow/, envs/, report_template/, slurm/ and
-    config/config.yaml = `config` (a raw config dict, as written in YAML), for running Snakemake
-    on it with `snakemake_cmd`."""
+    """make(config) -> copy_workflow(config) in the test's folder, for running Snakemake on it with
+    `snakemake_cmd`."""
 
     def make(config: dict, folder: Path | None = None) -> Path:
-        folder = folder or tmp_path / "study"
-        ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
-        for name in ("workflow", "envs", "report_template", "slurm"):
-            shutil.copytree(ROOT / name, folder / name, ignore=ignore)
-        shutil.copy(ROOT / "Snakefile", folder / "Snakefile")
-        (folder / "config").mkdir()
-        (folder / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-        return folder
+        return copy_workflow(config, folder or tmp_path / "study")
 
     return make
 
 
 def snakemake_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "snakemake", *args]
+
+
+def run_study(folder: Path, *args: str, timeout: int = 1200) -> subprocess.CompletedProcess:
+    """`snakemake --cores 2 ARGS` in `folder`; fails the test with the log's end if it fails."""
+    proc = subprocess.run(
+        snakemake_cmd("--cores", "2", *args),
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
+    return proc
+
+
+# Beyond tiny.yaml's runs: a second gamma and a second max_lr, so that sections 3 and 4b compare
+# two values as the source's do.
+STUDY_RUNS = {
+    "exp2": {"scheduler": "ExponentialLR", "kwargs": {"gamma": 0.98}},
+    "onecycle2": {"scheduler": "OneCycleLR", "kwargs": {"max_lr": 0.05}},
+}
+
+
+def study_raw_config() -> dict:
+    """The shared study's config: tiny.yaml on two seeds, with STUDY_RUNS in their sections."""
+    config = raw_config(seeds=[0, 1], runs=STUDY_RUNS)
+    config["report"]["sections"]["exponential"] = ["exp", "exp2"]
+    config["report"]["sections"]["onecycle_max_lr"] = ["onecycle", "onecycle2"]
+    return config
+
+
+# The tests that read the shared study run on one pytest-xdist worker (`--dist loadgroup`), so
+# the study is made once.
+SHARED_STUDY = pytest.mark.xdist_group("tiny_study")
+
+
+@pytest.fixture(scope="session")
+def tiny_study(tmp_path_factory) -> Path:
+    """The whole workflow on study_raw_config(), both stages, run once per session: its folder.
+    Shared by several tests, so treat it as read-only (copy it to change anything)."""
+    folder = copy_workflow(study_raw_config(), tmp_path_factory.mktemp("shared") / "study")
+    run_study(folder)
+    return folder

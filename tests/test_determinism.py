@@ -15,7 +15,8 @@ from .conftest import long_config, spec_of
 
 RUN = "onecycle"  # OneCycleLR also cycles SGD's momentum: the most state of the tiny study's runs
 
-pytestmark = pytest.mark.slow
+# one pytest-xdist worker runs this file: its tests share the session's reference runs
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("determinism")]
 
 
 @pytest.fixture(scope="module")

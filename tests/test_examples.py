@@ -1,7 +1,7 @@
 """The two worked examples (examples/*/): each runs end to end from a fresh copy of the repository,
 with the range test, `auto` bounds, the verdict, report.md in the source's layout and the HTML
 report; reruns give the same bytes; a killed training job resumed with `--rerun-incomplete` gives
-the bytes of an unbroken run, in memory and through the DataLoader."""
+the bytes of an unbroken run through the DataLoader."""
 
 import json
 import os
@@ -39,7 +39,11 @@ def configfile(example):
     return f"examples/{example}/config.yaml"
 
 
-@pytest.fixture(scope="module", params=list(EXAMPLES))
+# Each example's study and the tests that read it run on one pytest-xdist worker: made once.
+@pytest.fixture(
+    scope="module",
+    params=[pytest.param(e, marks=pytest.mark.xdist_group(f"example-{e}")) for e in EXAMPLES],
+)
 def study(request, tmp_path_factory):
     example = request.param
     work = fresh_copy(tmp_path_factory.mktemp(example), example)
@@ -115,9 +119,10 @@ def test_a_rerun_gives_the_same_bytes(study, tmp_path):
 LONG = ["epochs=60", "seeds=[0]", "checkpoint_every=1"]  # 1260 steps: time to kill in between
 
 
-@pytest.mark.parametrize("loader", ["memory", "dataloader"])
-def test_a_killed_job_resumes_with_the_bytes_of_an_unbroken_run(tmp_path, loader):
-    example = "breast_cancer"
+def test_a_killed_job_resumes_with_the_bytes_of_an_unbroken_run(tmp_path):
+    """Through the DataLoader (tests/test_resume.py kills and resumes jobs that read the data in
+    memory)."""
+    example, loader = "breast_cancer", "dataloader"
     config = ["--config", *LONG, f"dataset={{loader: {loader}}}"]
     target = "results/runs/step/seed0/run.json"
     reference, killed = (fresh_copy(tmp_path / n, example) for n in ("reference", "killed"))

@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from .conftest import raw_config, snakemake_cmd
+from lrstudy.layout import FIGURES, format_value
+
+from .conftest import SHARED_STUDY, raw_config, run_study, study_raw_config
 from .util import ROOT, VENV_BIN, snakemake, validated
 
 
@@ -56,18 +58,6 @@ def test_snakefmt_is_clean():
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
-def run_study(folder, *args, timeout=1200):
-    proc = subprocess.run(
-        snakemake_cmd("--cores", "2", *args),
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
-    return proc
-
-
 def final_valid_losses(runs_dir) -> dict[tuple[str, int], float]:
     """(run, seed) -> the last valid loss in the run's own evals.csv."""
     out = {}
@@ -80,18 +70,30 @@ def final_valid_losses(runs_dir) -> dict[tuple[str, int], float]:
     return out
 
 
+def report_images_are_the_figures(results) -> list[str]:
+    """Every image report.md links: present in report/images, the bytes of its results/figures
+    PNG; returns their names."""
+    text = (results / "report" / "report.md").read_text()
+    names = re.findall(r'<img src="images/([^"]+\.png)"', text)
+    assert names, "report.md links no image"
+    for name in names:
+        image = (results / "report" / "images" / name).read_bytes()
+        assert image[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert image == (results / "figures" / name).read_bytes(), name
+    return names
+
+
 @pytest.mark.slow
-def test_study_ends_with_the_tuning_and_verdict_tables(workflow_copy):
+@SHARED_STUDY
+def test_study_ends_with_the_tuning_and_verdict_tables(tiny_study, workflow_copy):
     """The tiny study, both stages: a summary row per run and seed; every family on the same grid
     and seeds; the selected grid point is the family's lowest mean final valid loss (recomputed
     from the runs' own evals.csv); confirmation seeds disjoint from the tuning seeds; a family's
     `auto` anchor is the range test's bound moved to its momentum, times the multiplier; the
     same run trained one seed per job has the bytes it has inside its run's job."""
-    raw = raw_config(seeds=[0, 1])
+    raw = study_raw_config()
     config = validated(raw)
-    folder = workflow_copy(raw)
-    run_study(folder)
-    results = folder / "results"
+    results = tiny_study / "results"
     summary = pd.read_csv(results / "tables" / "summary.csv")
     planned = {(r, str(s)) for r in config["runs"] for s in config["seeds"]} | family_runs(config)
     assert {(r, str(s)) for r, s in zip(summary["run"], summary["seed"])} == planned
@@ -138,29 +140,28 @@ def test_study_ends_with_the_tuning_and_verdict_tables(workflow_copy):
         assert run["scheduler"]["kwargs"]["max_lr"] == pytest.approx(
             bounds["bounds"]["max_lr"] * (1 - 0.85) * m, rel=1e-12
         )
-    assert (results / "report" / "report.md").stat().st_size > 0
+    # the report shows the figures the study drew: the source's 21 images
+    assert len(report_images_are_the_figures(results)) == 21
 
-    per_seed = workflow_copy({**raw, "train_jobs": "per_seed"}, folder.parent / "per_seed")
+    per_seed = workflow_copy({**raw, "train_jobs": "per_seed"})
     target = "results/runs/step/seed1/steps.csv"
     run_study(per_seed, target)
-    assert (per_seed / target).read_bytes() == (folder / target).read_bytes()
+    assert (per_seed / target).read_bytes() == (tiny_study / target).read_bytes()
     assert (per_seed / "results" / "logs" / "train" / "step" / "seed1.log").is_file()
 
 
 @pytest.mark.slow
-def test_diverging_range_test_and_auto_bounds_flow_into_the_report(workflow_copy):
-    """A range test up to LR 1e3 ends `diverged`; aggregation, figures and report still succeed, and
-    the `auto` run's code line in the report shows the bounds it trained with."""
-    config = raw_config(
-        runs={"range_test": {"range_test": {"start_lr": 1.0e-3, "end_lr": 1000, "steps": 240}}}
-    )
-    folder = workflow_copy(config)
-    run_study(folder)
-    results = folder / "results"
+@SHARED_STUDY
+def test_diverging_range_test_and_auto_bounds_flow_into_the_report(tiny_study):
+    """The tiny study's range test (up to LR 1e3, where LeNet5 blows up on any CPU) ends
+    `diverged`; aggregation, figures and report still succeed, and the `auto` run's code line in
+    the report shows the bounds it trained with."""
+    results = tiny_study / "results"
     range_run = json.loads((results / "runs" / "range_test" / "seed0" / "run.json").read_text())
-    assert range_run["status"] == "diverged" and range_run["steps"] < 240
+    assert range_run["status"] == "diverged"
+    assert range_run["steps"] < range_run["total_steps"] == 400
     summary = pd.read_csv(results / "tables" / "summary.csv")
-    assert summary.set_index("run").loc["range_test", "status"] == "diverged"
+    assert set(summary.loc[summary["run"] == "range_test", "status"]) == {"diverged"}
     bounds = json.loads((results / "runs" / "range_test" / "suggestion.json").read_text())["bounds"]
     auto = json.loads((results / "runs" / "cyclic_auto" / "seed0" / "run.json").read_text())
     # CyclicLR's floor meets max_momentum 0.9, its peak base_momentum 0.8 (the range test's
@@ -168,14 +169,12 @@ def test_diverging_range_test_and_auto_bounds_flow_into_the_report(workflow_copy
     used = auto["scheduler"]["kwargs"]
     assert used["base_lr"] == pytest.approx(bounds["base_lr"] * 0.1, rel=1e-12)
     assert used["max_lr"] == pytest.approx(bounds["max_lr"] * 0.2, rel=1e-12)
-    from lrstudy.schedules import format_value
-
     text = (results / "report" / "report.md").read_text()
     assert (
         f"CyclicLR(optimizer, base_lr={format_value(used['base_lr'])}, "
         f"max_lr={format_value(used['max_lr'])}"
     ) in text
-    assert all(p.stat().st_size > 0 for p in (results / "report" / "images").glob("*.png"))
+    assert "ExponentiallyIncLoss.png" in report_images_are_the_figures(results)
 
 
 def test_seeds_list_from_the_command_line_plans_every_seed(workflow_copy):
@@ -221,7 +220,9 @@ def test_each_shipped_config_builds_its_dag(path, workflow_copy):
     assert planned == {
         (run, str(seed)) for run in config["runs"] for seed in config.get("seeds", [0])
     } | family_runs(validated(config))
-    assert "results/report/report.md" in proc.stdout
+    # the figures, then the report that shows them
+    assert {f"results/figures/{name}.png" for name in FIGURES} <= set(proc.stdout.split())
+    assert "results/report/report.md" in proc.stdout.split()
 
 
 def test_catalog_file_claims_what_the_workflow_has():
