@@ -93,3 +93,64 @@ def selection(family: str, mean: float, multiplier: float = 1.0) -> dict:
         "at_grid_edge": False,
         "rows": [],
     }
+
+
+# A tie worked by hand: two families whose tuning means are equal (1.0; the name breaks the tie,
+# so alpha is #1) and whose confirmation seeds give the same final valid loss, 1.0, 1.2, 1.4
+# (mean 1.2, sd 0.2). Every paired difference is 0 (sd 0): p = 1, and 0 lies inside the margin
+# 0.1 x 1.2 = 0.12, so beta is `equivalent` to the reference. Each family's interval:
+# 1.2 -+ t(0.975, 2) x 0.2 / sqrt(3) = 1.2 -+ 4.302653 x 0.115470 = 1.2 -+ 0.496828.
+TIE_VALUES = [1.0, 1.2, 1.4]
+TIE_SEEDS = [10, 11, 12]
+TIE_MULTIPLIERS = {"alpha": 1.0, "beta": 0.5}
+TIE_SETTINGS = {
+    "metric": "final_valid_loss",
+    "margin": 0.1,
+    "alpha": 0.05,
+    "bootstraps": 200,
+    "bootstrap_seed": 0,
+}
+
+
+def tie_study(folder: Path) -> dict:
+    """The tie's tables (steps, evals, summary, tuning, verdict, best .csv) in `folder`, made by
+    lrstudy.aggregate.verdict_tables from the selections and the confirmation runs' summary, as
+    the aggregate rule makes them; returns {name: csv file}."""
+    from lrstudy import aggregate
+    from lrstudy.families import confirmation_run
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    runs = {family: confirmation_run(family) for family in TIE_MULTIPLIERS}
+    frame = summary({run: dict(zip(TIE_SEEDS, TIE_VALUES)) for run in runs.values()})
+    steps = pd.DataFrame(
+        [
+            {"run": run, "seed": seed, "step": step, "epoch": 0, "lr": 0.1 * (step + 1)}
+            | {"momentum": 0.9, "train_loss": 1.0, "smoothed_loss": 1.0}
+            for run in runs.values()
+            for seed in TIE_SEEDS
+            for step in range(3)
+        ]
+    )
+    evals = pd.DataFrame(
+        [
+            {"run": run, "seed": seed, "step": 2, "epoch": 0, "split": split, "loss": 1.0}
+            | {"accuracy": 0.9}
+            for run in runs.values()
+            for seed in TIE_SEEDS
+            for split in ("valid", "test")
+        ]
+    )
+    paths = []
+    for family, multiplier in TIE_MULTIPLIERS.items():
+        paths.append(folder / f"{family}.json")
+        chosen = {**selection(family, 1.0, multiplier), "run": runs[family]}
+        paths[-1].write_text(json.dumps(chosen))
+    tuning, verdict, best = aggregate.verdict_tables(steps, frame, paths, TIE_SETTINGS, 1000, 3)
+    tables = {"steps": steps, "evals": evals, "summary": frame}
+    tables |= {"tuning": tuning, "verdict": verdict, "best": best}
+    files = {}
+    for name, table in tables.items():
+        files[name] = folder / f"{name}.csv"
+        table.to_csv(files[name], index=False)
+    return files

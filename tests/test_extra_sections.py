@@ -6,7 +6,7 @@ import pytest
 from lrstudy import config as study
 from lrstudy import layout, plots
 
-from .test_plots import capture, synthetic_study
+from .test_plots import capture, read_tables, synthetic_study
 from .util import default_config, validated
 
 
@@ -15,7 +15,7 @@ def test_an_extra_section_draws_its_runs_in_both_figures(tmp_path, monkeypatch):
     config = synthetic_study(tmp_path / "results")
     runs = [r for r in config["runs"] if "range_test" not in config["runs"][r]][:3]
     config["report"]["extra_sections"] = {"newer": runs}
-    tables = plots.Tables.read(tmp_path / "results" / "tables", tmp_path / "results" / "runs", [])
+    tables = read_tables(tmp_path / "results")
     written = plots.draw_all(config, tables, tmp_path / "figures")
     lr_name, loss_name = layout.extra_figures("newer")
     assert [p.stem for p in written[-2:]] == [lr_name, loss_name]

@@ -53,8 +53,39 @@ def test_figures_and_categories():
 
 
 def test_layout_imports_nothing_heavy():
-    """The Snakefile imports it: standard library only."""
+    """The Snakefile imports it: the standard library and yaml (Snakemake's own), never torch."""
     tree = ast.parse((ROOT / "workflow" / "lrstudy" / "layout.py").read_text())
     imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-    assert imported <= {"__future__"}
+    assert imported <= {"__future__", "functools", "json", "pathlib", "yaml"}
+
+
+def test_defaults_are_the_schemas():
+    """The range test's and the report's defaults the stages fall back on are the config schema's
+    (read here from the YAML itself), and the range-test analysis uses them."""
+    import yaml
+
+    from lrstudy import rangetest
+
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    run = schema["properties"]["runs"]["additionalProperties"]["properties"]
+    test = {k: v["default"] for k, v in run["range_test"]["properties"].items() if "default" in v}
+    assert layout.RANGE_TEST_DEFAULTS == test
+    assert (
+        (rangetest.BETA, rangetest.STOP_FACTOR)
+        == (0.98, 4)
+        == (
+            test["smooth_beta"],
+            test["stop_factor"],
+        )
+    )
+    report = schema["properties"]["report"]["properties"]
+    assert layout.BEST_METRIC == report["best_metric"]["default"] == "final_valid_loss"
+
+
+def test_run_files_follow_one_pattern():
+    record = layout.SEED_RECORD.format(run="step", seed=3)
+    assert record == "results/runs/step/seed3/run.json"
+    assert Path(record).match(f"{layout.RUNS_FOLDER}/{layout.RECORD_GLOB}")
+    assert layout.SEED_SUGGESTION.format(run="r", seed=0) == "results/runs/r/seed0/suggestion.json"
+    assert layout.SUGGESTION.format(run="r") == "results/runs/r/suggestion.json"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 import struct
 from pathlib import Path
 
@@ -15,10 +16,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lrstudy import families, plots
-from lrstudy.layout import FIGURES, SECTION_FIGURES, VERDICT_FIGURES, format_value
+from lrstudy import families, layout, plot_base, plot_loss, plot_lr, plot_range, plots
+from lrstudy.layout import (
+    FIGURES,
+    RECORD_GLOB,
+    SECTION_FIGURES,
+    VERDICT_FIGURES,
+    format_value,
+)
 
-from .util import default_config
+from . import synthetic
+from .util import ROOT, default_config
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -218,13 +226,25 @@ def write_verdict_tables(config: dict, folder: Path, steps, summary) -> None:
         frame.to_csv(Path(folder) / "tables" / f"{name}.csv", index=False)
 
 
+def study_files(folder: Path) -> dict:
+    """A synthetic study's files as the rules pass them: its tables ({name: csv}), every run.json
+    (`records`) and the range tests' combined suggestion.json (`suggestions`)."""
+    folder = Path(folder)
+    return {
+        "files": {name: folder / "tables" / f"{name}.csv" for name in plot_base.TABLE_NAMES},
+        "records": sorted((folder / "runs").glob(RECORD_GLOB)),
+        "suggestions": sorted((folder / "runs").glob("*/suggestion.json")),
+    }
+
+
+def read_tables(folder: Path) -> plot_base.Tables:
+    """plot_base.Tables of a synthetic study written to `folder` (synthetic_study)."""
+    return plot_base.Tables.read(**study_files(folder))
+
+
 def draw(tmp_path: Path, **kwargs) -> tuple[dict, Path]:
     config = synthetic_study(tmp_path / "results", **kwargs)
-    tables = plots.Tables.read(
-        tmp_path / "results" / "tables",
-        tmp_path / "results" / "runs",
-        config["report"]["sections"]["range_test"],
-    )
+    tables = read_tables(tmp_path / "results")
     out = tmp_path / "figures"
     plots.draw_all(config, tables, out)
     return config, out
@@ -251,12 +271,12 @@ def check_figures(out: Path) -> None:
 
 # ------------------------------------------------------------------------------ what was drawn
 def capture(monkeypatch) -> dict:
-    """name -> what each figure drew, read from its matplotlib artists as plots.save gets it: per
-    axes the legend entries (text, colour) and the data lines (colour, number of points)."""
+    """name -> what each figure drew, read from its matplotlib artists as plot_base.save gets it:
+    per axes the legend entries (text, colour) and the data lines (colour, number of points)."""
     from matplotlib.colors import to_hex
 
     figures = {}
-    original = plots.save
+    original = plot_base.save
 
     def save(fig, path):
         axes = []
@@ -281,7 +301,7 @@ def capture(monkeypatch) -> dict:
         figures[Path(path).stem] = axes
         return original(fig, path)
 
-    monkeypatch.setattr(plots, "save", save)
+    monkeypatch.setattr(plot_base, "save", save)
     return figures
 
 
@@ -359,11 +379,11 @@ def test_three_seed_band_and_diverged_run(tmp_path, monkeypatch):
     config, out = draw(tmp_path, seeds=(0, 1, 2), diverged={"cyclic": 35, "onecycle_1.1": 20})
     check_figures(out)
     check_drawn(figures, config, tmp_path / "results")
-    tables = plots.Tables.read(tmp_path / "results" / "tables", None, [])
-    assert plots.label("cyclic", tables) == "cyclic (diverged)"
-    assert plots.label("step", tables) == "step"
+    tables = read_tables(tmp_path / "results")
+    assert plot_base.label("cyclic", tables) == "cyclic (diverged)"
+    assert plot_base.label("step", tables) == "step"
     frame = tables.run_steps("step")
-    stats = plots.band(frame, "step", "train_loss").set_index("step")
+    stats = plot_base.band(frame, "step", "train_loss").set_index("step")
     assert (
         (stats["n"] == 3).all()
         and (stats["low"] <= stats["mean"]).all()
@@ -383,9 +403,9 @@ def test_diverged_run_curve_stops_with_a_mark(tmp_path):
     import matplotlib.pyplot as plt
 
     synthetic_study(tmp_path, diverged={"cyclic": 30})
-    tables = plots.Tables.read(tmp_path / "tables", None, [])
+    tables = read_tables(tmp_path)
     fig, ax = plt.subplots()
-    plots.draw_train_valid(
+    plot_loss.draw_train_valid(
         ax, ["cyclic"], tables, {"cyclic": "C0"}, {"cyclic": "cyclic (diverged)"}
     )
     # its loss at the stop (10^4) lies above the clipped axis: an arrow on the top edge
@@ -407,20 +427,20 @@ def test_partly_diverged_label(tmp_path):
     synthetic_study(tmp_path, seeds=(0, 1))
     summary = pd.read_csv(tmp_path / "tables" / "summary.csv")
     summary.loc[(summary["run"] == "step") & (summary["seed"] == 1), "status"] = "diverged"
-    tables = plots.Tables(
+    tables = plot_base.Tables(
         pd.read_csv(tmp_path / "tables" / "steps.csv"),
         pd.read_csv(tmp_path / "tables" / "evals.csv"),
         summary,
         pd.read_csv(tmp_path / "tables" / "best.csv"),
     )
-    assert plots.label("step", tables) == "step (diverged 1/2)"
+    assert plot_base.label("step", tables) == "step (diverged 1/2)"
 
 
 def test_log_axis_only_where_the_values_span_decades():
-    assert plots.spans_decades([1e-5, 10])
-    assert not plots.spans_decades([0.01, 1], plots.LR_LOG_RATIO)
-    assert not plots.spans_decades([0.5, 2.3])
-    assert not plots.spans_decades([math.nan, 1.0])
+    assert plot_base.spans_decades([1e-5, 10])
+    assert not plot_base.spans_decades([0.01, 1], plot_base.LR_LOG_RATIO)
+    assert not plot_base.spans_decades([0.5, 2.3])
+    assert not plot_base.spans_decades([math.nan, 1.0])
 
 
 def test_runs_come_from_the_config_sections(tmp_path, monkeypatch):
@@ -443,21 +463,22 @@ def test_no_best_runs_still_draws(tmp_path):
     (tmp_path / "results" / "tables" / "best.csv").write_text(
         "rank,run,metric,mean,std,min,max,seeds\n"
     )
-    tables = plots.Tables.read(
-        tmp_path / "results" / "tables", tmp_path / "results" / "runs", ["range_test"]
-    )
+    tables = read_tables(tmp_path / "results")
     plots.draw_all(config, tables, tmp_path / "figures")
     check_figures(tmp_path / "figures")
 
 
 def test_cli_draws_every_figure(tmp_path):
     config = synthetic_study(tmp_path / "results")
+    inputs = study_files(tmp_path / "results")
+    tables = [arg for name, path in inputs["files"].items() for arg in (f"--{name}", str(path))]
     plots.main(
         [
-            "--tables",
-            str(tmp_path / "results" / "tables"),
-            "--runs",
-            str(tmp_path / "results" / "runs"),
+            *tables,
+            "--records",
+            *map(str, inputs["records"]),
+            "--suggestions",
+            *map(str, inputs["suggestions"]),
             "--config-json",
             json.dumps(config),
             "--out",
@@ -471,18 +492,16 @@ def test_range_test_figure_has_loss_against_lr(tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
 
     config = synthetic_study(tmp_path / "results")
-    tables = plots.Tables.read(
-        tmp_path / "results" / "tables", tmp_path / "results" / "runs", ["range_test"]
-    )
+    tables = read_tables(tmp_path / "results")
     captured = []
-    original = plots.save
+    original = plot_base.save
     monkeypatch.setattr(
-        plots, "save", lambda fig, path: (captured.append(fig), original(fig, path))
+        plot_base, "save", lambda fig, path: (captured.append(fig), original(fig, path))
     )
-    plots.draw_range_loss(
+    plot_range.draw_range_loss(
         ["range_test"],
         tables,
-        plots.run_colors(config),
+        plot_base.run_colors(config),
         "t",
         tmp_path / "x.png",
         {"range_test": "range_test"},
@@ -510,7 +529,7 @@ def test_a_diverging_range_test_shows_its_dip(tmp_path, monkeypatch):
     from matplotlib.colors import to_hex
 
     kept = {}
-    original = plots.save
+    original = plot_base.save
 
     def save(fig, path):
         if Path(path).stem == "ExponentiallyIncLoss":
@@ -522,7 +541,7 @@ def test_a_diverging_range_test_shows_its_dip(tmp_path, monkeypatch):
             ]
         return original(fig, path)
 
-    monkeypatch.setattr(plots, "save", save)
+    monkeypatch.setattr(plot_base, "save", save)
     draw(tmp_path, seeds=(0, 1, 2), diverged={"range_test": 45})
     steps = pd.read_csv(tmp_path / "results" / "tables" / "steps.csv")
     first = steps[(steps["run"] == "range_test") & (steps["step"] < 3)]["smoothed_loss"].max()
@@ -532,3 +551,79 @@ def test_a_diverging_range_test_shows_its_dip(tmp_path, monkeypatch):
     color = arrows[0][0]
     curves = [xs for c, marker, xs in kept["lines"] if c == color and marker in ("None", "")]
     assert curves and max(max(xs) for xs in curves) < 45, "a curve of the run runs to its stop"
+
+
+# ------------------------------------------------------------------ the band and its captions
+def render_caption(name: str, params: dict) -> str:
+    """workflow/report/NAME.rst as `snakemake --report` renders it (Jinja2, `snakemake.config` and
+    the params of the rule that made the figure)."""
+    import jinja2
+
+    class Snakemake:
+        config = default_config()
+        wildcards = {}
+
+    Snakemake.params = params
+    path = ROOT / "workflow" / "report" / f"{name}.rst"
+    env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    return env.from_string(path.read_text()).render(snakemake=Snakemake)
+
+
+def test_the_band_is_the_interval_the_captions_name(tmp_path, monkeypatch):
+    """Three seeds' LRs, known at each step: the band the LR figure shades (its polygon's
+    vertices) is mean -+ t(q, n-1) sd / sqrt(n) at the level and quantile the rendered caption
+    names, worked here from the seeds' values."""
+    from scipy import stats
+
+    caption = render_caption("StepDecLR", layout.CAPTION_PARAMS)
+    named = re.search(r"(\d+(?:\.\d+)?) % t-interval \(mean ± t\(([0-9.]+), n−1\)·sd/√n\)", caption)
+    assert named, caption
+    level, quantile = float(named[1]) / 100, float(named[2])
+    assert quantile == pytest.approx((1 + level) / 2)  # a two-sided interval at that level
+    seeds = {0: [0.10, 0.20, 0.30, 0.40], 1: [0.12, 0.26, 0.31, 0.40], 2: [0.17, 0.21, 0.39, 0.46]}
+    steps = pd.DataFrame(
+        [
+            {"run": "a", "seed": seed, "step": step, "lr": lr, "momentum": 0.0}
+            for seed, values in seeds.items()
+            for step, lr in enumerate(values)
+        ]
+    )
+    summary = pd.DataFrame([{"run": "a", "seed": s, "status": "completed"} for s in seeds])
+    tables = plot_base.Tables(steps, steps.iloc[:0], summary, summary.iloc[:0])
+    shaded = []
+    original = plot_base.save
+
+    def save(fig, path):
+        shaded.extend(c.get_paths()[0].vertices for c in fig.axes[0].collections)
+        return original(fig, path)
+
+    monkeypatch.setattr(plot_base, "save", save)
+    plot_lr.draw_lr(["a"], tables, {"a": "C0"}, "t", tmp_path / "a.png", {"a": "a"})
+    assert len(shaded) == 1, "one band for the one run of three seeds"
+    vertices = shaded[0]
+    t = stats.t.ppf(quantile, len(seeds) - 1)
+    for step in range(4):
+        values = [seeds[s][step] for s in seeds]
+        mean = sum(values) / 3
+        sd = math.sqrt(sum((v - mean) ** 2 for v in values) / 2)
+        ys = vertices[vertices[:, 0] == step][:, 1]
+        assert [ys.min(), ys.max()] == pytest.approx(
+            [mean - t * sd / math.sqrt(3), mean + t * sd / math.sqrt(3)], rel=1e-12
+        ), step
+
+
+def test_best_legends_name_rank_family_multiplier_and_verdict(tmp_path, monkeypatch):
+    """The best families' figures label each run `#rank family xmultiplier: verdict`: the tie
+    worked by hand in tests/synthetic.py (alpha #1, the reference; beta, tuned at x0.5, the same
+    on every seed, `equivalent`)."""
+    figures = capture(monkeypatch)
+    tables = plot_base.Tables.read(synthetic.tie_study(tmp_path / "tables"))
+    config = {"runs": {}, "report": {"sections": {}}}
+    colors = plot_base.run_colors(config, plots.best_runs(tables))
+    plots.draw_section(config, tables, colors, "best", tmp_path / "figures")
+    expected = ["#1 alpha x1: reference", "#2 beta x0.5: equivalent"]
+    for name in ("compare3bestLR", "compare3bestLoss"):
+        legend = [text for axes in figures[name] for text, _ in axes["legend"]]
+        assert legend[:2] == expected, (name, legend)
+    test_legend = [text for text, _ in figures["compare3bestTestLoss"][0]["legend"]]
+    assert [text.split(",")[0] for text in test_legend] == expected

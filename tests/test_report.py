@@ -21,11 +21,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from lrstudy import layout, plots, report
+from lrstudy import layout, plots, report, report_appendix
 
-from . import report_browser
+from . import report_browser, synthetic
 from .conftest import raw_config
-from .test_plots import png_size, synthetic_study
+from .test_plots import png_size, read_tables, study_files, synthetic_study
 from .util import ROOT, SHARED, default_config
 
 SOURCE = SHARED / "reference" / "source-report.md"
@@ -99,15 +99,21 @@ def render(
     config = synthetic_study(results, config=config, **study)
     out = results / "report" / "report.md"
     text = report.render(
-        config,
-        TEMPLATE,
-        out,
-        figures=figures,
-        tables=results / "tables",
-        runs_dir=results / "runs",
-        repo_dir=tmp_path,
+        config, TEMPLATE, out, figures, repo_dir=tmp_path, **report_inputs(results)
     )
     return text, config, out
+
+
+def report_inputs(results: Path) -> dict:
+    """What the render_report rule passes of a synthetic study: the appendix's tables ({name:
+    csv}), every run.json (`records`) and the combined suggestion.json files (`suggestions`)."""
+    files = study_files(results)
+    tables = {name: files["files"][name] for name in report.APPENDIX_TABLES}
+    return {"tables": tables, "records": files["records"], "suggestions": files["suggestions"]}
+
+
+def figure_files(folder: Path) -> list[Path]:
+    return sorted(Path(folder).glob("*.png"))
 
 
 @pytest.fixture(scope="module")
@@ -116,22 +122,13 @@ def drawn(tmp_path_factory):
     images."""
     tmp = tmp_path_factory.mktemp("drawn")
     config = synthetic_study(tmp / "results")
-    tables = plots.Tables.read(
-        tmp / "results" / "tables",
-        tmp / "results" / "runs",
-        config["report"]["sections"]["range_test"],
-    )
+    tables = read_tables(tmp / "results")
     plots.draw_all(config, tables, tmp / "results" / "figures")
     (tmp / "results" / "config.json").write_text(json.dumps(config))
     out = tmp / "results" / "report" / "report.md"
+    figures = figure_files(tmp / "results" / "figures")
     text = report.render(
-        config,
-        TEMPLATE,
-        out,
-        tmp / "results" / "figures",
-        tmp / "results" / "tables",
-        tmp / "results" / "runs",
-        tmp,
+        config, TEMPLATE, out, figures, repo_dir=tmp, **report_inputs(tmp / "results")
     )
     return text, out
 
@@ -288,12 +285,7 @@ def test_auto_values_print_the_values_used(tmp_path):
     record["bounds"] = {"base_lr": 0.0053, "max_lr": 0.0212}
     (results / "runs" / "cyclic" / "seed0" / "run.json").write_text(json.dumps(record))
     text = report.render(
-        config,
-        TEMPLATE,
-        results / "report.md",
-        tables=results / "tables",
-        runs_dir=results / "runs",
-        repo_dir=tmp_path,
+        config, TEMPLATE, results / "report.md", repo_dir=tmp_path, **report_inputs(results)
     )
     assert (
         "    lr_scheduler = torch.optim.lr_scheduler.CyclicLR(optimizer, base_lr=0.0053, "
@@ -374,21 +366,72 @@ def test_appendix_only_after_the_source_layout(tmp_path):
     assert "Appendix" not in plain
 
 
+def markdown_rows(lines: list[str], heading: str) -> list[dict]:
+    """The rows of the Markdown table under `heading`, each {column: cell}."""
+    start = lines.index(heading) + 1
+    table = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        table.append([cell.strip() for cell in line.strip("|").split("|")])
+    header, rows = table[0], table[2:]
+    return [dict(zip(header, row)) for row in rows]
+
+
+def test_appendix_verdict_table_worked_by_hand(tmp_path):
+    """The appendix's comparison with #1, on the tie worked by hand (tests/synthetic.py): both
+    families 1.0, 1.2, 1.4 on the three seeds; their interval 1.2 -+ 0.496828 (4 digits shown),
+    beta's paired difference 0 (its interval too), inside the margin 0.12: equivalent; the raw
+    p-values and the seeds left out."""
+    files = synthetic.tie_study(tmp_path)
+    config = {"runs": {}, "report": {"sections": {"range_test": []}}}
+    tables = {name: files[name] for name in report.APPENDIX_TABLES}
+    lines = report_appendix.appendix(config, tables, {})
+    heading = (
+        "### Verdict: every family against #1 on the confirmation seeds (final_valid_loss, paired)"
+    )
+    rows = markdown_rows(lines, heading)
+    assert [row["family"] for row in rows] == ["alpha", "beta"]
+    assert not {"p", "p_equivalence", "seeds"} & set(rows[0])
+    shared = {"mean": "1.2", "ci_low": "0.7032", "ci_high": "1.697", "margin": "0.12"}
+    assert rows[0] | shared == rows[0] and rows[1] | shared == rows[1]
+    assert {k: rows[0][k] for k in ("rank", "multiplier", "diff", "diff_ci_low", "verdict")} == {
+        "rank": "1",
+        "multiplier": "1",
+        "diff": "0",
+        "diff_ci_low": "",
+        "verdict": "reference",
+    }
+    beta = ("rank", "multiplier", "diff", "diff_ci_low", "diff_ci_high", "p_holm")
+    assert {k: rows[1][k] for k in (*beta, "p_equivalence_holm", "verdict")} == {
+        "rank": "2",
+        "multiplier": "0.5",
+        "diff": "0",
+        "diff_ci_low": "0",
+        "diff_ci_high": "0",
+        "p_holm": "1",
+        "p_equivalence_holm": "0",
+        "verdict": "equivalent",
+    }
+
+
 def test_cli(drawn, tmp_path):
     _, out = drawn
     results = out.parent.parent
     config = json.loads((results / "config.json").read_text())
+    inputs = report_inputs(results)
     target = tmp_path / "report" / "report.md"
     report.main(
         [
             "--config-json",
             json.dumps(config),
-            "--tables",
-            str(results / "tables"),
-            "--runs",
-            str(results / "runs"),
+            *[f"--{name}={path}" for name, path in inputs["tables"].items()],
+            "--records",
+            *map(str, inputs["records"]),
+            "--suggestions",
+            *map(str, inputs["suggestions"]),
             "--figures",
-            str(results / "figures"),
+            *map(str, figure_files(results / "figures")),
             "--template",
             str(TEMPLATE),
             "--out",
@@ -411,16 +454,35 @@ def test_cli(drawn, tmp_path):
     assert f"(commit {head.stdout.strip()})" in source_line, source_line
 
 
-@pytest.mark.parametrize("name", [*report.FIGURES, "report", "workflow"])
+# The params each caption's rule gives `snakemake.params` (workflow/rules/*.smk): the figures'
+# (plot_figures) take what they say of the band from lrstudy.layout; the tables' (aggregate) the
+# level of their t-intervals.
+CAPTION_PARAMS = {"summary": {}, "tuning": {"level": layout.LEVEL_TEXT}, "report": {}}
+CAPTION_PARAMS |= {"verdict": CAPTION_PARAMS["tuning"], "workflow": {}}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        *report.FIGURES,
+        *layout.VERDICT_FIGURES,
+        *CAPTION_PARAMS,
+        "extra_loss",
+        "extra_learning_rate",
+    ],
+)
 def test_captions_render_without_rst_warnings(name):
-    """Each figure's caption (and the workflow description) as `snakemake --report` renders it:
-    Jinja2 with trim_blocks and lstrip_blocks, `snakemake.config` set, then docutils."""
+    """Each figure's and table's caption (and the workflow description) as `snakemake --report`
+    renders it: Jinja2 with trim_blocks and lstrip_blocks, `snakemake.config` and the params of
+    the rule that made the file set, then docutils. Every t-interval a caption names is at the
+    level lrstudy.layout states (the one the figures and tables are computed at)."""
     import jinja2
     from docutils.core import publish_parts
 
     class Snakemake:
         config = default_config()
         wildcards = {}
+        params = CAPTION_PARAMS.get(name, layout.CAPTION_PARAMS)
 
     path = ROOT / "workflow" / "report" / f"{name}.rst"
     env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
@@ -429,11 +491,18 @@ def test_captions_render_without_rst_warnings(name):
         text, writer="html", settings_overrides={"halt_level": 2, "report_level": 5}
     )["body"]
     assert "{{" not in html and "{%" not in html
+    levels = re.findall(r"(\S+ %) t-interval", text)
+    assert set(levels) <= {layout.LEVEL_TEXT}, levels
+    assert "min-max" not in text
     if name in report.FIGURES:
         sections = [s for s, figs in layout.SECTION_FIGURES.items() if name in figs] or ["best"]
         if sections[0] != "best":
             for run in Snakemake.config["report"]["sections"][sections[0]]:
                 assert run in html, f"{name}.rst does not name run {run}"
+
+
+def caption_text(name: str) -> str:
+    return (ROOT / "workflow" / "report" / f"{name}.rst").read_text()
 
 
 # ------------------------------------------------------------------------------------ workflow
@@ -469,13 +538,15 @@ def workflow_copy(tmp_path: Path) -> tuple[Path, dict]:
 @needs_source
 def test_snakemake_report_and_html(tmp_path):
     dst, env = workflow_copy(tmp_path)
-    # the tiny study, both stages (seconds a job); sections 3 and 4b compare two gammas and two
-    # max_lr, as the source's do
+    # the tiny study, both stages (seconds a job), cut to the schema's least: a two-point grid, two
+    # tuning and two confirmation seeds, an evaluation every 40 steps; sections 3 and 4b compare
+    # two gammas and two max_lr, as the source's do
     more = {
         "exp2": {"scheduler": "ExponentialLR", "kwargs": {"gamma": 0.98}},
         "onecycle2": {"scheduler": "OneCycleLR", "kwargs": {"max_lr": 0.05}},
     }
-    small = raw_config(runs=more)
+    tuning = {"multipliers": [0.5, 1], "seeds": [0, 1], "confirm_seeds": [10, 11]}
+    small = raw_config(runs=more, tuning=tuning, eval_every=40)
     small["report"]["sections"]["exponential"] = ["exp", "exp2"]
     small["report"]["sections"]["onecycle_max_lr"] = ["onecycle", "onecycle2"]
     (dst / "small.yaml").write_text(yaml.safe_dump(small, sort_keys=False))
@@ -494,6 +565,25 @@ def test_snakemake_report_and_html(tmp_path):
         ]
 
     assert shape(skeleton(text)) == shape(skeleton(SOURCE.read_text()))
+    # ... and the study's own values: the config's kwargs, the compared values, and the `auto`
+    # values of cyclic_auto as its job trained with them (its run.json), never `auto`
+    cyclic = json.loads((dst / "results/runs/cyclic_auto/seed0/run.json").read_text())
+    used = cyclic["scheduler"]["kwargs"]
+    lines = text.split("\n")
+    for expected in (
+        "## 2. Decays the learning rate of each parameter group by gamma=0.5 every 40 epochs.",
+        "    lr_scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=40, gamma=0.5)",
+        "    lr_scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.99)",
+        "### Learning rate (comparing different gamma - decaying rate)",
+        "* Compare different max_lr (0.1 vs 0.05)",
+        "        low = math.log2(0.001)",
+        "        high = math.log2(1000)",
+        "    lr_scheduler = torch.optim.lr_scheduler.CyclicLR(optimizer, "
+        f"base_lr={layout.format_value(used['base_lr'])}, "
+        f"max_lr={layout.format_value(used['max_lr'])}, step_size_up=20, step_size_down=40)",
+    ):
+        assert expected in lines, expected
+    assert "auto" not in text
     for src in image_sources(text):
         assert png_size(md.parent / src)[0] > 200
     done = subprocess.run(
@@ -516,6 +606,11 @@ def test_snakemake_report_and_html(tmp_path):
             == (dst / "results" / "figures" / f"{name}.png").read_bytes()
         )
     assert "report.md" in html
+    # every caption of a figure with a band names the interval lrstudy.plots draws (the rule's
+    # params, from lrstudy.layout), as Snakemake embeds the captions (JSON-escaped)
+    band = json.dumps(layout.BAND_TEXT)[1:-1]
+    with_band = [n for n in report.FIGURES if "{{ snakemake.params.band }}" in caption_text(n)]
+    assert len(with_band) >= 15 and html.count(band) >= len(with_band), html.count(band)
     for caption in ("section 2 of the source report", "best schedule families"):
         assert caption in html
     # The same report as a zip (the catalog's `report: true`): report.html plus every figure, byte

@@ -62,7 +62,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from lrstudy import data, io, models  # noqa: E402
+from lrstudy import data, io, layout, models  # noqa: E402
 
 NEVER = 10**9  # an eval_every no run reaches: evaluation only at step 0 and at the end
 # What the bench aims for, stated once: (ratio, comparison, limit, what it compares).
@@ -481,7 +481,7 @@ def measure_study(cores: int) -> dict:
         seconds = time.perf_counter() - started
         if done.returncode:
             raise RuntimeError(f"the default study failed:\n{(done.stdout + done.stderr)[-3000:]}")
-        runs = len(list((copy / "results" / "runs").glob("*/seed*/run.json")))
+        runs = len(list((copy / layout.RUNS_FOLDER).glob(layout.RECORD_GLOB)))
         ideal = study_ideal(copy / "results", min(cores, os.cpu_count() or 1))
     return {
         "wall_s": seconds,
@@ -504,7 +504,8 @@ def study_ideal(results: Path, cores: int, sample_steps: int = 200) -> dict:
     from lrstudy import inputs, losses
     from lrstudy.train import evaluate
 
-    records = [json.loads(p.read_text()) for p in results.glob("runs/*/seed*/run.json")]
+    runs = results.parent / layout.RUNS_FOLDER
+    records = [json.loads(p.read_text()) for p in runs.glob(layout.RECORD_GLOB)]
     evals = pd.concat(pd.read_csv(p) for p in results.glob("runs/*/seed*/evals.csv"))
     # the first scheduled run's batch size and optimizer as it resolved them (no `auto` left)
     record = next(r for r in records if "scheduler" in r["spec"])

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lrstudy import faults, io, verdict
+from lrstudy import faults, io, verdict, verdict_page
 from lrstudy.families import confirmation_run
 from lrstudy.io import atomic_path
 from lrstudy.layout import format_value
@@ -188,7 +188,7 @@ def main(argv=None) -> None:
     }
     for name, frame in tables.items():
         write(frame, args.out / f"{name}.csv")
-    io.write_text(args.out / "verdict.html", verdict.html_page(table, tuning))
+    io.write_text(args.out / "verdict.html", verdict_page.html_page(table, tuning))
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(tuning.to_string(index=False))
         print(table.to_string(index=False))

@@ -1,9 +1,18 @@
-"""The report's layout and its number formatting: torch-free, imported by the Snakefile.
+"""The study manifest: what every stage reads of the study's shape. Torch-free; the Snakefile, the
+rules, lrstudy.plots, lrstudy.report, the captions (through the rules' params) and the scripts in
+workflow/benchmarks and workflow/scripts import it.
 
 One place for what the figures, the Markdown report and `snakemake --report` share:
 
 - the sections, their figures (the source report's file names) and legends, BEST_TEST_FIGURE,
-  FIGURES, and each figure's category in the HTML report (REPORT_CATEGORIES, figure_kinds);
+  FIGURES, each figure's category in the HTML report (REPORT_CATEGORIES, figure_kinds) and its
+  caption (caption_file; CAPTION_PARAMS: the text the captions take from here);
+- the files of a run: SEED_FOLDER, SEED_RECORD (run.json), SEED_SUGGESTION and SUGGESTION (the
+  range test's suggestion.json per seed and combined), RECORD_GLOB;
+- the seeds' band (CONFIDENCE, BAND_QUANTILE, BAND_TEXT): the level lrstudy.plots draws and the
+  words every caption uses for it;
+- the config schema's defaults that stages need where a run leaves a value out
+  (RANGE_TEST_DEFAULTS, BEST_METRIC): read from workflow/schemas/config.schema.yaml, not restated;
 - format_value / format_kwargs: every number the workflow writes for a person (figure titles,
   headings, code lines, error messages);
 - differing: which keyword arguments a section compares, from the values its runs used
@@ -11,6 +20,12 @@ One place for what the figures, the Markdown report and `snakemake --report` sha
 """
 
 from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import yaml
 
 # The figures of each section, as the source report names them (extension lower-case here):
 # (learning-rate figure, loss figure, legend image or None). "best": the best families.
@@ -39,8 +54,75 @@ REPORT_CATEGORIES = {
 VERDICT_CATEGORY = "7 verdict"
 VERDICT_TABLES = "tables"  # its subcategory of the tables (the figures': what each shows)
 VERDICT_FIGURES = {"tuning_curves": "tuning curves", "verdict_forest": "paired differences"}
-# The range test's settings where a run leaves them out (the config schema's defaults).
-RANGE_TEST_DEFAULTS = {"start_lr": 1e-5, "end_lr": 10, "mode": "exponential"}
+
+# ------------------------------------------------------------------------------- run files
+# Where every file of a run lives, relative to the study's folder (the train rule's outputs and
+# the range test's suggestions beside them). The rules pass these files to every later stage.
+RUNS_FOLDER = "results/runs"
+SEED_FOLDER = RUNS_FOLDER + "/{run}/seed{seed}"
+SEED_RECORD = SEED_FOLDER + "/run.json"  # written last by a training job: the seed is complete
+SEED_SUGGESTION = SEED_FOLDER + "/suggestion.json"  # one seed's range-test suggestion
+SUGGESTION = RUNS_FOLDER + "/{run}/suggestion.json"  # combined across the seeds
+RECORD_GLOB = "*/seed*/run.json"  # every run.json under RUNS_FOLDER
+
+
+def first_records(paths) -> dict:
+    """{run: run.json of its lowest seed} of the run.json files given (what a section's figure
+    title and report heading read of a run: the scheduler's kwargs as trained)."""
+    records = [json.loads(Path(path).read_text()) for path in paths]
+    first = {}
+    for record in sorted(records, key=lambda record: record.get("seed", 0)):
+        first.setdefault(str(record["run"]), record)
+    return first
+
+
+def suggestions_by_run(paths) -> dict:
+    """{run: combined suggestion.json} of the range tests' files given."""
+    found = [json.loads(Path(path).read_text()) for path in paths]
+    return {str(suggestion.get("run")): suggestion for suggestion in found}
+
+
+# --------------------------------------------------------------------------- schema defaults
+SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+
+
+@functools.cache
+def schema() -> dict:
+    """workflow/schemas/config.schema.yaml: the one place the config's defaults are stated."""
+    return yaml.safe_load(SCHEMA.read_text())
+
+
+def schema_defaults(*path: str) -> dict:
+    """{key: default} of the schema's object at `path` (property names; `*` a mapping's values)."""
+    node = schema()
+    for key in path:
+        node = node["additionalProperties"] if key == "*" else node["properties"][key]
+    return {k: v["default"] for k, v in node["properties"].items() if "default" in v}
+
+
+# The range test's settings where a run leaves them out (start_lr, end_lr, mode, steps,
+# smooth_beta, stop_factor, ...), and the metric that chooses settings and the best families.
+RANGE_TEST_DEFAULTS = schema_defaults("runs", "*", "range_test")
+BEST_METRIC = schema_defaults("report")["best_metric"]
+
+# ------------------------------------------------------------------------ the seeds' band
+# lrstudy.plots shades this interval around the seeds' mean; the captions describe it in these
+# words (CAPTION_PARAMS, through the params of the rule that draws the figures).
+CONFIDENCE = 0.95
+BAND_QUANTILE = (1 + CONFIDENCE) / 2  # the t quantile of a two-sided interval: 0.975
+LEVEL_TEXT = f"{CONFIDENCE * 100:g} %"
+BAND_TEXT = f"{LEVEL_TEXT} t-interval (mean ± t({BAND_QUANTILE:g}, n−1)·sd/√n)"
+# What the figures' captions take from here (`{{ snakemake.params.band }}` and so on).
+CAPTION_PARAMS = {
+    "band": BAND_TEXT,
+    "level": LEVEL_TEXT,
+    "smooth_beta": RANGE_TEST_DEFAULTS["smooth_beta"],
+}
+
+
+def caption_file(name: str) -> str:
+    """The caption of a figure or table as a rule names it (workflow/report/NAME.rst)."""
+    return f"../report/{name}.rst"
 
 
 def figure_kinds() -> list[tuple[str, str, str]]:
@@ -71,6 +153,8 @@ def format_value(value) -> str:
     """Numbers as a person writes them: 1e-5 (not 1e-05), 10, 0.999, 1.1; lists of them likewise."""
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(map(format_value, value)) + "]"
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        value = value.item()  # a table's number (numpy's repr is `np.float64(0.5)`) as Python's
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:

@@ -11,6 +11,11 @@ import numpy as np
 
 from lrstudy import faults
 from lrstudy.io import write_json
+from lrstudy.layout import RANGE_TEST_DEFAULTS
+
+# The schema's defaults (lrstudy.layout reads them): the smoothing and the divergence stop.
+BETA = RANGE_TEST_DEFAULTS["smooth_beta"]
+STOP_FACTOR = RANGE_TEST_DEFAULTS["stop_factor"]
 
 
 def range_lr(
@@ -43,7 +48,7 @@ class Smoother:
     A non-finite input (NaN/inf) poisons the average: every smoothed value from then on is NaN.
     """
 
-    def __init__(self, beta: float = 0.98):
+    def __init__(self, beta: float = BETA):
         if not 0.0 <= beta < 1.0:
             raise ValueError("beta must be in [0, 1)")
         self.beta = float(beta)
@@ -61,7 +66,7 @@ class Smoother:
         return self.avg / (1.0 - self.beta**self.n)
 
 
-def smooth(values, beta: float = 0.98) -> np.ndarray:
+def smooth(values, beta: float = BETA) -> np.ndarray:
     """Bias-corrected EMA of `values` (see Smoother). Once a NaN/inf appears, it and all later
     outputs are NaN (a diverged loss must not be averaged back into a finite-looking curve)."""
     s = Smoother(beta)
@@ -91,7 +96,7 @@ ONECYCLE_DIV = (
 CYCLIC_DIV = 4.0  # Smith 2017, sec. 3.3: base_lr = 1/3 to 1/4 of max_lr; we take 1/4
 
 
-def trim(lrs, losses, smoothed, stop_factor=4.0):
+def trim(lrs, losses, smoothed, stop_factor=STOP_FACTOR):
     """Cut the sweep at its first non-finite value (LR, loss or smoothed loss) and at the first
     point where the smoothed loss exceeds `stop_factor` times its best so far (divergence; None =
     never). Returns the kept prefix (lrs, smoothed) and a note on what was cut."""
@@ -139,7 +144,9 @@ def _slide(x, g):
     return cand
 
 
-def suggest(lrs, losses, beta=0.98, smoothed=None, skip_start=0.1, skip_end=5, stop_factor=4.0):
+def suggest(
+    lrs, losses, beta=BETA, smoothed=None, skip_start=0.1, skip_end=5, stop_factor=STOP_FACTOR
+):
     """Suggested LRs from a range-test sweep (`lrs` increasing, `losses` the raw per-step losses).
 
     The curve analysed is `smoothed` if given, else smooth(losses, beta); it is trimmed (trim()),
@@ -244,7 +251,7 @@ def analyse(run_dir, use_valid=None) -> dict:
     run_dir = Path(run_dir)
     meta = faults.read_record(run_dir / "run.json")  # a missing or mangled file stops, named
     rt = meta.get("range_test") or {}
-    beta, stop = float(rt.get("smooth_beta", 0.98)), rt.get("stop_factor", 4.0)
+    beta, stop = float(rt.get("smooth_beta", BETA)), rt.get("stop_factor", STOP_FACTOR)
     every = int(rt.get("valid_every") or 0)
     use_valid = bool(every) if use_valid is None else bool(use_valid)
     steps = faults.read_table(run_dir / "steps.csv").sort_values("step")

@@ -1,13 +1,17 @@
 """The Markdown report: the source report's layout, filled from the config, run.json and the tables.
 
-    python -m lrstudy.report --config-json JSON --tables results/tables --runs results/runs \
-        --figures results/figures --template report_template/report.md.j2 \
+    python -m lrstudy.report --config-json JSON --summary results/tables/summary.csv \
+        --tuning results/tables/tuning.csv --verdict results/tables/verdict.csv \
+        --records results/runs/RUN/seedS/run.json ... \
+        --suggestions results/runs/RUN/suggestion.json \
+        --figures results/figures/NAME.png ... --template report_template/report.md.j2 \
         --out results/report/report.md
 
 The layout (headings, code lines, images, widths) lives in report_template/report.md.j2; this module
 computes the text that depends on the study: headings and code lines from the first run of each
 section (config `report.sections`), the compared values, the repository link, and the optional
-appendix (config `report.appendix`). The figures are copied to `images/` beside the report.
+appendix (config `report.appendix`, lrstudy.report_appendix). The figures are copied to `images/`
+beside the report.
 
 The figure names and the number formatting are lrstudy.layout's (shared with the figures and the
 Snakefile); what a section compares is layout.differing, which the figure titles use too.
@@ -27,11 +31,14 @@ from lrstudy.io import atomic_path, write_text
 from lrstudy.layout import (
     FIGURES,
     differing,
+    first_records,
     format_kwargs,
     format_value,
     range_test_settings,
+    suggestions_by_run,
     used_kwargs,
 )
+from lrstudy.report_appendix import appendix
 from lrstudy.schedules import (
     COLOSSAL_PREFIX,
     FILLED,
@@ -74,18 +81,6 @@ SHORT_NAMES = {
 KWARG_MEANINGS = {"gamma": "decaying rate"}
 # OneCycleLR's filled-in arguments, written as the source's training script passes them.
 FILLED_CODE = {"steps_per_epoch": "len(train_dataloader)", "epochs": 'config["NUM_EPOCHS"]'}
-
-
-# ------------------------------------------------------------------------------------ run records
-def load_run(runs_dir: Path | None, run: str, seeds) -> dict | None:
-    """run.json of the run's first seed that has one (None when none is there, e.g. in tests)."""
-    if runs_dir is None:
-        return None
-    for seed in seeds:
-        path = Path(runs_dir) / run / f"seed{seed}" / "run.json"
-        if path.is_file():
-            return json.loads(path.read_text())
-    return None
 
 
 def scheduler_code(config: dict, run: str, record: dict | None) -> list[str]:
@@ -228,100 +223,23 @@ def repository(repo_dir: Path) -> dict:
     return {"url": url, "commit": commit, "source_code": source, "github_link": link}
 
 
-# ------------------------------------------------------------------------------------ appendix
-def _number(value, digits=4) -> str:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return "" if value is None else str(value)
-    if value != value:  # NaN
-        return ""
-    if value.is_integer() and abs(value) < 1e9:
-        return str(int(value))
-    return f"{value:.{digits}g}"
-
-
-def markdown_table(rows: list[dict], columns: list[str]) -> list[str]:
-    lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join("---" for _ in columns) + " |"]
-    for row in rows:
-        lines.append(
-            "| "
-            + " | ".join(
-                _number(row.get(c)) if not isinstance(row.get(c), str) else row[c] for c in columns
-            )
-            + " |"
-        )
-    return lines
-
-
-# summary.csv's columns the appendix leaves out (the kind and optimizer the headings say, the
-# best accuracy beside the final one, the wall time; family and multiplier: the source's runs have
-# none)
-SUMMARY_HIDDEN = (
-    "family",
-    "multiplier",
-    "kind",
-    "optimizer",
-    "best_valid_accuracy",
-    "wall_seconds",
-)
-# verdict.csv's columns the appendix leaves out: the raw p-values beside the adjusted ones
-VERDICT_HIDDEN = ("p", "p_equivalence", "seeds")
-RULES = ("minimum", "steep", "valley", "slide")
-
-
-def appendix(config: dict, tables: Path, runs_dir: Path | None) -> list[str]:
-    """The source runs' summary, the tuning table, the verdict and the range-test suggestions:
-    after the source layout, on request."""
-    import pandas as pd
-
-    lines = ["", "## Appendix", "### Summary of the source's runs (one row per run and seed)"]
-    summary = pd.read_csv(Path(tables) / "summary.csv")
-    summary = summary[summary["run"].isin(list(config["runs"]))]
-    lines += markdown_table(
-        summary.to_dict("records"), [c for c in summary if c not in SUMMARY_HIDDEN]
-    )
-    metric = config["report"].get("best_metric", "final_valid_loss")
-    tuning = pd.read_csv(Path(tables) / "tuning.csv", keep_default_na=False)
-    lines += ["", f"### Tuning: every family's LR multipliers, mean {metric} over the tuning seeds"]
-    lines += markdown_table(tuning.to_dict("records"), list(tuning.columns))
-    verdict = pd.read_csv(Path(tables) / "verdict.csv", keep_default_na=False)
-    lines += [
-        "",
-        f"### Verdict: every family against #1 on the confirmation seeds ({metric}, paired)",
-    ]
-    lines += markdown_table(
-        verdict.to_dict("records"), [c for c in verdict if c not in VERDICT_HIDDEN]
-    )
-    lines += ["", "### Range-test suggestions (combined across seeds)"]
-    rows = []
-    for run in config["report"]["sections"]["range_test"]:
-        path = Path(runs_dir) / run / "suggestion.json" if runs_dir else None
-        found = json.loads(path.read_text()) if path and path.is_file() else {}
-        sugg, bounds = found.get("suggestions") or {}, found.get("bounds") or {}
-        rows.append(
-            {
-                "run": run,
-                **{r: sugg.get(r) for r in RULES},
-                "base_lr": bounds.get("base_lr"),
-                "max_lr": bounds.get("max_lr"),
-            }
-        )
-    lines += markdown_table(rows, ["run", *RULES, "base_lr", "max_lr"])
-    return lines
-
-
 # ------------------------------------------------------------------------------------ render
+# The tables the appendix reads (results/tables/NAME.csv, each passed by the rule).
+APPENDIX_TABLES = ("summary", "tuning", "verdict")
+
+
 def context(
     config: dict,
-    tables: Path | None = None,
-    runs_dir: Path | None = None,
+    tables: dict | None = None,
+    records=(),
+    suggestions=(),
     repo_dir: Path = Path("."),
 ) -> dict:
-    """Everything the template fills in."""
+    """Everything the template fills in. `records`: run.json files of the sections' runs (a run's
+    first seed's is its record), `suggestions`: the range tests' combined suggestion.json files,
+    `tables`: {name: csv file} of APPENDIX_TABLES (the appendix, where the config asks for it)."""
     sections = config["report"]["sections"]
-    seeds = config.get("seeds", [0])
-    records = {run: load_run(runs_dir, run, seeds) for names in sections.values() for run in names}
+    records = first_records(records)
     out = {"repository": repository(repo_dir), "images": "images"}
     first = sections["range_test"][0]
     out["range_test"] = {
@@ -332,15 +250,14 @@ def context(
         runs = sections[key]
         out[key] = {
             "runs": runs,
-            "heading": heading(config, runs[0], records[runs[0]]),
-            "code": scheduler_code(config, runs[0], records[runs[0]]),
+            "heading": heading(config, runs[0], records.get(runs[0])),
+            "code": scheduler_code(config, runs[0], records.get(runs[0])),
             "comparing": comparing_phrase(config, runs, records),
             "compare_to": compare_to(config, runs),
             "compare_values": compare_values(config, runs, records),
         }
-    out["appendix"] = (
-        appendix(config, tables, runs_dir) if config["report"].get("appendix") and tables else []
-    )
+    wanted = config["report"].get("appendix") and tables
+    out["appendix"] = appendix(config, tables, suggestions_by_run(suggestions)) if wanted else []
     return out
 
 
@@ -356,22 +273,33 @@ def render_text(template_path: Path, ctx: dict) -> str:
     return env.from_string(Path(template_path).read_text()).render(**ctx)
 
 
+def copy_figures(figures, images: Path) -> None:
+    """The report's figures (FIGURES, found by name among the files `figures`) into `images`."""
+    by_name = {Path(path).stem: Path(path) for path in figures}
+    missing = [name for name in FIGURES if name not in by_name]
+    if missing:
+        raise FileNotFoundError(f"no figure file given for {', '.join(missing)}")
+    for name in FIGURES:
+        with atomic_path(images / f"{name}.png") as tmp:
+            shutil.copyfile(by_name[name], tmp)
+
+
 def render(
     config: dict,
     template: Path,
     out: Path,
-    figures: Path | None = None,
-    tables: Path | None = None,
-    runs_dir: Path | None = None,
+    figures=(),
+    tables: dict | None = None,
+    records=(),
+    suggestions=(),
     repo_dir: Path = Path("."),
 ) -> str:
-    """Write the report to `out`, copy the figures to `out`'s images/ folder; return the text."""
-    text = render_text(template, context(config, tables, runs_dir, repo_dir))
+    """Write the report to `out`, copy the figures (files; none: no images) to `out`'s images/
+    folder; return the text."""
+    text = render_text(template, context(config, tables, records, suggestions, repo_dir))
     out = Path(out)
-    if figures is not None:
-        for name in FIGURES:
-            with atomic_path(out.parent / "images" / f"{name}.png") as tmp:
-                shutil.copyfile(Path(figures) / f"{name}.png", tmp)
+    if figures:
+        copy_figures(figures, out.parent / "images")
     write_text(out, text)
     return text
 
@@ -381,17 +309,20 @@ def main(argv=None) -> None:
         description="Render the Markdown report in the source report's layout."
     )
     parser.add_argument("--config-json", required=True, help="the workflow config as JSON")
+    for name in APPENDIX_TABLES:
+        parser.add_argument(f"--{name}", type=Path, required=True, help=f"{name}.csv (appendix)")
     parser.add_argument(
-        "--tables", type=Path, required=True, help="folder of summary.csv and best.csv"
+        "--records", type=Path, nargs="*", default=[], help="run.json of the sections' runs"
     )
     parser.add_argument(
-        "--runs",
+        "--suggestions",
         type=Path,
-        required=True,
-        help="folder of the run folders (run.json, suggestion.json)",
+        nargs="*",
+        default=[],
+        help="the range tests' combined suggestion.json",
     )
     parser.add_argument(
-        "--figures", type=Path, required=True, help="folder of the figures (lrstudy.plots)"
+        "--figures", type=Path, nargs="+", required=True, help="the figures (lrstudy.plots)"
     )
     parser.add_argument("--template", type=Path, required=True)
     parser.add_argument(
@@ -405,14 +336,10 @@ def main(argv=None) -> None:
     )
     args = parser.parse_args(argv)
     repo = args.repo or Path(args.template).resolve().parent
+    tables = {name: getattr(args, name) for name in APPENDIX_TABLES}
+    config = json.loads(args.config_json)
     render(
-        json.loads(args.config_json),
-        args.template,
-        args.out,
-        args.figures,
-        args.tables,
-        args.runs,
-        repo,
+        config, args.template, args.out, args.figures, tables, args.records, args.suggestions, repo
     )
     print(f"wrote {args.out} and {len(FIGURES)} images")
 

@@ -35,6 +35,7 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import ttost_paired
 
 from lrstudy.io import write_json
+from lrstudy.layout import BEST_METRIC, CONFIDENCE
 
 WORDS = ("worse", "better", "equivalent", "undecided")
 REFERENCE = "reference"
@@ -81,7 +82,7 @@ TUNING_FIELDS = [
 ]
 
 
-def t_interval(values, confidence: float = 0.95) -> tuple[float, float, float]:
+def t_interval(values, confidence: float = CONFIDENCE) -> tuple[float, float, float]:
     """(mean, low, high) of scipy's t-interval over the finite values (NaN bounds below two)."""
     values = np.asarray(values, dtype=float)
     values = values[np.isfinite(values)]
@@ -150,7 +151,7 @@ def mean_column(metric: str) -> str:
 
 def tuning_table(selections: dict[str, dict]) -> pd.DataFrame:
     rows = [row for selection in selections.values() for row in selection["rows"]]
-    metric = next(iter(selections.values()))["metric"] if selections else "final_valid_loss"
+    metric = next(iter(selections.values()))["metric"] if selections else BEST_METRIC
     fields = [mean_column(metric) if f == "mean" else f for f in TUNING_FIELDS]
     return pd.DataFrame(rows, columns=fields)
 
@@ -184,7 +185,7 @@ def paired_tests(ours: np.ndarray, reference: np.ndarray, margin: float) -> dict
             "p_equivalence": (0.0 if abs(mean) < margin else 1.0) if len(diffs) > 1 else math.nan,
         }
     test = stats.ttest_rel(ours, reference)
-    interval = test.confidence_interval(0.95)
+    interval = test.confidence_interval(CONFIDENCE)
     p_equivalence = float(ttost_paired(ours, reference, -margin, margin)[0])
     return {
         "diff": mean,
@@ -221,7 +222,7 @@ def rank1_chances(by_seed: pd.DataFrame, bootstraps: int, seed: int) -> dict[str
     return dict(zip(complete.columns, map(float, shares)))
 
 
-def accuracy_interval(accuracies, test_size: int, confidence: float = 0.95):
+def accuracy_interval(accuracies, test_size: int, confidence: float = CONFIDENCE):
     """Mean test accuracy over seeds and an interval for the accuracy on unseen data: the seeds'
     variance of the mean (s^2/n) plus the test images' own sampling variance, p(1-p)/N of a
     binomial proportion (each seed is scored on the same N images, so that error is shared by
@@ -347,35 +348,6 @@ def notes(frame: pd.DataFrame, selections: dict, reference: str) -> list[str]:
             parts.append(f"confirmation seeds not all completed ({row.status}): those left out")
         out.append("; ".join(parts))
     return out
-
-
-# ------------------------------------------------------------------------------------ page
-# verdict.csv's columns the page leaves out: the run (the family names it), the seeds (the same
-# confirmation seeds for all), the raw p-values beside the adjusted ones, the margin (its caption)
-PAGE_HIDDEN = ("run", "n_seeds", "seeds", "p", "p_equivalence", "margin", "status")
-
-
-def html_page(table: pd.DataFrame, tuning: pd.DataFrame) -> str:
-    """verdict.html: the verdict (its main columns) and the tuning table, for the HTML report,
-    which shows an HTML file in place and a CSV only as a download."""
-    style = (
-        "body{font-family:sans-serif;font-size:13px}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
-    )
-    shown = table.reindex(columns=[c for c in VERDICT_FIELDS if c not in PAGE_HIDDEN])
-    parts = [
-        f"<html><head><meta charset='utf-8'><style>{style}</style></head><body>",
-        "<h3>Verdict: every family against #1 on the confirmation seeds</h3>",
-        shown.to_html(
-            index=False, float_format=lambda v: f"{v:.4g}", na_rep="", table_id="verdict"
-        ),
-        "<h3>Tuning: every family's grid on the tuning seeds</h3>",
-        tuning.to_html(
-            index=False, float_format=lambda v: f"{v:.4g}", na_rep="", table_id="tuning"
-        ),
-        "</body></html>",
-    ]
-    return "\n".join(parts) + "\n"
 
 
 # ------------------------------------------------------------------------------------ command

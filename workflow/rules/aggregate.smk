@@ -8,27 +8,27 @@ rule aggregate:
         evals="results/tables/evals.csv",
         summary=report(
             "results/tables/summary.csv",
-            caption="../report/summary.rst",
+            caption=layout.caption_file("summary"),
             category="Summary",
             labels={"table": "summary", "rows": "run x seed"},
         ),
         tuning=report(
             "results/tables/tuning.csv",
-            caption="../report/tuning.rst",
+            caption=layout.caption_file("tuning"),
             category=layout.VERDICT_CATEGORY,
             subcategory=layout.VERDICT_TABLES,
             labels={"table": "tuning", "rows": "family x multiplier"},
         ),
         verdict=report(
             "results/tables/verdict.csv",
-            caption="../report/verdict.rst",
+            caption=layout.caption_file("verdict"),
             category=layout.VERDICT_CATEGORY,
             subcategory=layout.VERDICT_TABLES,
             labels={"table": "verdict", "rows": "family"},
         ),
         verdict_page=report(
             "results/tables/verdict.html",
-            caption="../report/verdict.rst",
+            caption=layout.caption_file("verdict"),
             category=layout.VERDICT_CATEGORY,
             subcategory=layout.VERDICT_TABLES,
             labels={"table": "verdict and tuning (page)", "rows": "family"},
@@ -43,6 +43,7 @@ rule aggregate:
         target=config["valid_loss_target"],
         verdict=verdict_settings_json(),
         best_count=config["report"]["best_count"],
+        level=layout.LEVEL_TEXT,  # the tables' t-intervals, named in their captions
     shell:
         logged(
             "python -m lrstudy.aggregate {input.runs} --selections {input.selections}"

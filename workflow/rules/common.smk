@@ -107,9 +107,9 @@ def train_threads(wildcards):
     return config["threads"] * study.world_size(config, plan)
 
 
-# Where every file of a run lives: the train rule's outputs, and the range-test suggestions beside
-# them. Every other path of a run is derived from a rule's output (`rules.X.output.Y`).
-SEED_FOLDER = "results/runs/{run}/seed{seed}"
+# Where every file of a run lives (lrstudy.layout: the train rule's outputs, and the range-test
+# suggestions beside them). Every other path of a run is a rule's output (`rules.X.output.Y`).
+SEED_FOLDER = layout.SEED_FOLDER
 # A training job trains every seed of its run (`train_jobs: per_run`, one start-up per run) or
 # one seed (`per_seed`, a `{seed}` wildcard): its outputs are the seed folders it fills.
 JOB_SEEDS = SEEDS if config["train_jobs"] == "per_run" else ["{seed}"]
@@ -230,7 +230,7 @@ def get_tuning_records(wildcards):
 
 def get_seed_record(wildcards):
     """The run.json a range test's seed left (the train rule's output for that seed)."""
-    return os.path.join(SEED_FOLDER.format(**wildcards), "run.json")
+    return layout.SEED_RECORD.format(**wildcards)
 
 
 def get_seed_suggestions(wildcards):
@@ -254,20 +254,23 @@ def get_final_outputs():
     ]
 
 
-def get_runs_folder(wildcards, input):
-    """The folder of the run folders, from the run.json files among the rule's inputs."""
-    return os.path.dirname(os.path.dirname(os.path.dirname(input.runs[0])))
-
-
 # ------------------------------------------------------------------ figures and the report
 REPORT_TEMPLATE = os.path.join(workflow.basedir, "report_template", "report.md.j2")
 # The modules as inputs too: an edit of the drawing or layout code redraws and re-renders.
 PACKAGE = os.path.join(workflow.basedir, "workflow", "lrstudy")
+PLOTS_MODULES = (
+    "plots",
+    "plot_base",
+    "plot_lr",
+    "plot_loss",
+    "plot_range",
+    "verdict_plots",
+)
 PLOTS_CODE = [
-    os.path.join(PACKAGE, name)
-    for name in ("plots.py", "verdict_plots.py", "layout.py")
+    os.path.join(PACKAGE, f"{name}.py") for name in (*PLOTS_MODULES, "layout")
 ]
-REPORT_CODE = [os.path.join(PACKAGE, name) for name in ("report.py", "layout.py")]
+REPORT_MODULES = ("report", "report_appendix", "layout")
+REPORT_CODE = [os.path.join(PACKAGE, f"{name}.py") for name in REPORT_MODULES]
 
 
 def figure_outputs():
@@ -293,7 +296,7 @@ def figure_outputs():
 def mark_for_report(name, caption, category, kind):
     return report(
         f"results/figures/{name}.png",
-        caption=f"../report/{caption}.rst",
+        caption=layout.caption_file(caption),
         category=category,
         subcategory=kind,
         labels={"figure": name, "shows": kind},

@@ -2,7 +2,7 @@ rule suggest_lr:
     input:
         run=get_seed_record,
     output:
-        suggestion=os.path.join(SEED_FOLDER, "suggestion.json"),
+        suggestion=layout.SEED_SUGGESTION,
     log:
         "results/logs/suggest_lr/{run}/seed{seed}.log",
     conda:
@@ -19,7 +19,7 @@ rule combine_suggestions:
     input:
         get_seed_suggestions,
     output:
-        combined="results/runs/{run}/suggestion.json",
+        combined=layout.SUGGESTION,
     log:
         "results/logs/combine_suggestions/{run}.log",
     conda:

@@ -1,5 +1,7 @@
 # Figures and the Markdown report (the source report's layout), and the HTML report's captions.
-# Their folders are those of their inputs and outputs (params), never typed in the command.
+# Each command names the exact files it reads (its inputs); the figures' folder is their outputs'.
+# The captions take what they say of the figures from lrstudy.layout through the params of the
+# rule that draws them (`{{ snakemake.params.band }}`: the band the figures shade).
 rule plot_figures:
     input:
         steps=rules.aggregate.output.steps,
@@ -18,14 +20,16 @@ rule plot_figures:
     conda:
         "../../envs/lrstudy.yaml"
     params:
+        **layout.CAPTION_PARAMS,
         config=report_config_json(("runs", "report", "loss")),
-        tables=lambda wc, input: os.path.dirname(input.steps),
-        runs=get_runs_folder,
         out=lambda wc, output: os.path.dirname(output[0]),
     shell:
         logged(
-            "python -m lrstudy.plots --tables {params.tables} --runs {params.runs}"
-            " --config-json {params.config:q} --out {params.out} > {log} 2>&1"
+            "python -m lrstudy.plots --steps {input.steps} --evals {input.evals}"
+            " --summary {input.summary} --best {input.best} --tuning {input.tuning}"
+            " --verdict {input.verdict} --records {input.runs}"
+            " --suggestions {input.suggestions} --config-json {params.config:q}"
+            " --out {params.out} > {log} 2>&1"
         )
 
 
@@ -33,7 +37,7 @@ rule render_report:
     input:
         figures=rules.plot_figures.output,
         summary=rules.aggregate.output.summary,
-        best=rules.aggregate.output.best,
+        tuning=rules.aggregate.output.tuning,
         verdict=rules.aggregate.output.verdict,
         runs=get_report_records(),
         suggestions=get_report_suggestions(),
@@ -53,12 +57,11 @@ rule render_report:
         "../../envs/lrstudy.yaml"
     params:
         config=report_config_json(),
-        tables=lambda wc, input: os.path.dirname(input.summary),
-        runs=get_runs_folder,
-        figures=lambda wc, input: os.path.dirname(input.figures[0]),
     shell:
         logged(
-            "python -m lrstudy.report --config-json {params.config:q} --tables {params.tables}"
-            " --runs {params.runs} --figures {params.figures} --template {input.template:q}"
+            "python -m lrstudy.report --config-json {params.config:q}"
+            " --summary {input.summary} --tuning {input.tuning} --verdict {input.verdict}"
+            " --records {input.runs} --suggestions {input.suggestions}"
+            " --figures {input.figures} --template {input.template:q}"
             " --out {output.md} > {log} 2>&1"
         )

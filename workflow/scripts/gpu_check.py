@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "workflow"))  # this checkout's lrstudy (its run-file layout)
+from lrstudy.layout import RECORD_GLOB, RUNS_FOLDER  # noqa: E402
 
 
 def environment() -> dict:
@@ -47,10 +49,7 @@ def run(command: list[str], timeout: int = 3600) -> float:
 
 
 def run_records() -> list[dict]:
-    return [
-        json.loads(p.read_text())
-        for p in sorted((REPO / "results" / "runs").glob("*/seed*/run.json"))
-    ]
+    return [json.loads(p.read_text()) for p in sorted((REPO / RUNS_FOLDER).glob(RECORD_GLOB))]
 
 
 def overlapping_jobs(records: list[dict]) -> dict:
