@@ -92,6 +92,25 @@ def test_piecewise_curve_known_answers():
     assert 10**-4 <= res["steep"] <= 10**-1  # constant slope: anywhere in the descent
 
 
+def steeper_middle(x):
+    """Flat 2.3 up to 1e-4; down 0.2 per decade to 1e-3, 1.5 per decade to 10**-2.5, 0.2 per
+    decade to 1e-1; then up 3 per decade."""
+    knots = [(-4, -0.2), (-3, -1.5), (-2.5, -0.2), (-1, 3.0)]
+    y = np.full_like(x, 2.3)
+    for (start, slope), (end, _) in zip(knots, knots[1:] + [(np.inf, None)]):
+        y += slope * (np.clip(x, start, end) - start)
+    return y
+
+
+def test_steep_is_in_the_one_steepest_segment():
+    """The slope is steepest (-1.5 per decade) only between 1e-3 and 10**-2.5; at a knot a central
+    difference averages the two segments' slopes, so the pick lies strictly inside."""
+    lr, loss = 10**X, steeper_middle(X)
+    assert loss[np.searchsorted(X, -3.0)] == pytest.approx(2.1)  # the curve as written
+    res = rt.suggest(lr, loss, smoothed=loss, skip_start=0, skip_end=0)
+    assert -3.0 < math.log10(res["steep"]) < -2.5
+
+
 def test_smooth_curve_known_minimum_and_steepest_point():
     lr, loss = 10**X, tanh_curve(X)
     res = rt.suggest(lr, loss, smoothed=loss, skip_start=0, skip_end=0)

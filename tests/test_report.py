@@ -19,14 +19,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 from lrstudy import layout, plots, report, report_appendix
 
 from . import report_browser, synthetic
-from .conftest import raw_config
+from .conftest import SHARED_STUDY
 from .test_plots import png_size, read_tables, study_files, synthetic_study
-from .util import ROOT, SHARED, default_config
+from .util import ROOT, SHARED, default_config, job_env
 
 SOURCE = SHARED / "reference" / "source-report.md"
 TEMPLATE = ROOT / "report_template" / "report.md.j2"
@@ -506,53 +505,15 @@ def caption_text(name: str) -> str:
 
 
 # ------------------------------------------------------------------------------------ workflow
-def workflow_copy(tmp_path: Path) -> tuple[Path, dict]:
-    """The repository (without results, venv, git) in tmp_path/wf, and an environment whose `python`
-    is this interpreter and whose lrstudy is the copy's."""
-    dst = tmp_path / "wf"
-    shutil.copytree(
-        ROOT,
-        dst,
-        ignore=shutil.ignore_patterns(
-            ".venv",
-            "results",
-            ".snakemake",
-            ".git",
-            "__pycache__",
-            "*.egg-info",
-            ".pytest_cache",
-            "report.html",
-            ".gl",
-            ".whl",
-        ),
-    )
-    env = dict(
-        os.environ,
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        PYTHONPATH=str(dst / "workflow"),
-    )
-    return dst, env
-
-
 @pytest.mark.slow
 @needs_source
-def test_snakemake_report_and_html(tmp_path):
-    dst, env = workflow_copy(tmp_path)
-    # the tiny study, both stages (seconds a job), cut to the schema's least: a two-point grid, two
-    # tuning and two confirmation seeds, an evaluation every 40 steps; sections 3 and 4b compare
-    # two gammas and two max_lr, as the source's do
-    more = {
-        "exp2": {"scheduler": "ExponentialLR", "kwargs": {"gamma": 0.98}},
-        "onecycle2": {"scheduler": "OneCycleLR", "kwargs": {"max_lr": 0.05}},
-    }
-    tuning = {"multipliers": [0.5, 1], "seeds": [0, 1], "confirm_seeds": [10, 11]}
-    small = raw_config(runs=more, tuning=tuning, eval_every=40)
-    small["report"]["sections"]["exponential"] = ["exp", "exp2"]
-    small["report"]["sections"]["onecycle_max_lr"] = ["onecycle", "onecycle2"]
-    (dst / "small.yaml").write_text(yaml.safe_dump(small, sort_keys=False))
-    snakemake = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "small.yaml"]
-    done = subprocess.run(snakemake, cwd=dst, env=env, capture_output=True, text=True, timeout=1200)
-    assert done.returncode == 0, done.stderr[-4000:]
+@SHARED_STUDY
+def test_snakemake_report_and_html(tiny_study, tmp_path):
+    # the shared tiny study (tests/conftest.py), both stages; sections 3 and 4b compare two
+    # gammas and two max_lr, as the source's do. The HTML report and zip go to tmp_path.
+    dst = tiny_study
+    env = job_env()
+    snakemake = [sys.executable, "-m", "snakemake", "--cores", "2"]
     md = dst / "results" / "report" / "report.md"
     text = md.read_text()
 
@@ -587,7 +548,7 @@ def test_snakemake_report_and_html(tmp_path):
     for src in image_sources(text):
         assert png_size(md.parent / src)[0] > 200
     done = subprocess.run(
-        snakemake + ["--report", "report.html"],
+        snakemake + ["--report", str(tmp_path / "report.html")],
         cwd=dst,
         env=env,
         capture_output=True,
@@ -595,7 +556,7 @@ def test_snakemake_report_and_html(tmp_path):
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-4000:]
-    html = (dst / "report.html").read_text()
+    html = (tmp_path / "report.html").read_text()
     # Snakemake embeds each file as a data URI:
     # data:image/png;charset=utf8;filename=NAME.png;base64,...
     for name in report.FIGURES:
@@ -616,7 +577,7 @@ def test_snakemake_report_and_html(tmp_path):
     # The same report as a zip (the catalog's `report: true`): report.html plus every figure, byte
     # for byte
     done = subprocess.run(
-        snakemake + ["--report", "report.zip"],
+        snakemake + ["--report", str(tmp_path / "report.zip")],
         cwd=dst,
         env=env,
         capture_output=True,
@@ -624,7 +585,7 @@ def test_snakemake_report_and_html(tmp_path):
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-4000:]
-    with zipfile.ZipFile(dst / "report.zip") as archive:
+    with zipfile.ZipFile(tmp_path / "report.zip") as archive:
         names = archive.namelist()
         assert any(n.endswith("/report.html") for n in names), names[:20]
         for name in report.FIGURES:
@@ -639,7 +600,7 @@ def test_snakemake_report_and_html(tmp_path):
     # each figure carries its labels (workflow/rules/common.smk: mark_for_report)
     for name in ("StepDecLR", "compare3bestTestLoss"):
         assert re.search(rf'"figure":\s*"{name}"', html), f"no label figure={name} in report.html"
-    check_in_browser(dst / "report.html", dst / "results" / "tables", tmp_path)
+    check_in_browser(tmp_path / "report.html", dst / "results" / "tables", tmp_path)
 
 
 def check_in_browser(page: Path, tables: Path, work: Path) -> None:
