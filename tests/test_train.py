@@ -4,7 +4,6 @@ work."""
 import json
 import pickle
 import subprocess
-import sys
 import tarfile
 
 import numpy as np
@@ -12,7 +11,7 @@ import pandas as pd
 import pytest
 
 from lrstudy import data, schedules, train
-from lrstudy.config import run_spec
+from lrstudy.spec import run_spec, train_argv
 
 from .util import default_config
 
@@ -116,17 +115,7 @@ def test_two_gloo_ranks_train_like_one_rank_on_the_same_global_batch(digits_data
     step, and the same train loss up to float rounding (relative LOSS_RTOL)."""
     spec = short_spec(procs=2, epochs=2, device="cpu")
     out = tmp_path / "run"
-    cmd = [
-        sys.executable,
-        "-m",
-        "lrstudy.train",
-        "--spec",
-        json.dumps(spec),
-        "--data",
-        str(digits_data),
-        "--out",
-        str(out),
-    ]
+    cmd = train_argv(spec, digits_data, out)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = json.loads((out / "run.json").read_text())
@@ -134,7 +123,7 @@ def test_two_gloo_ranks_train_like_one_rank_on_the_same_global_batch(digits_data
     steps = pd.read_csv(out / "steps.csv")
     assert steps["step"].tolist() == list(range(2 * (1293 // 32)))  # one row per step, written once
     one = tmp_path / "one"
-    train.train({**spec, "procs": 1}, digits_data, one)
+    train.train(spec.replace(procs=1), digits_data, one)
     ref = pd.read_csv(one / "steps.csv")
     assert steps["lr"].tolist() == pytest.approx(ref["lr"].tolist(), rel=1e-12)
     assert steps["train_loss"].tolist() == pytest.approx(ref["train_loss"].tolist(), rel=LOSS_RTOL)
@@ -177,7 +166,7 @@ def test_cifar10_resnet18_prepares_and_trains(tmp_path):
         "image_shape"
     ] == [3, 32, 32]
     spec = short_spec(model="resnet18", epochs=1, batch_size=32, eval_every=2)
-    result = train.train({**spec, "dataset": "cifar10"}, tmp_path / "c.pt", tmp_path / "run")
+    result = train.train(spec.replace(dataset="cifar10"), tmp_path / "c.pt", tmp_path / "run")
     # random images carry no signal: whether 20 valid images land above 1.5x chance is luck
     assert result["status"] in ("completed", "collapsed") and result["steps"] == 180 // 32
     assert np.isfinite(valid_losses(tmp_path / "run")).all()
