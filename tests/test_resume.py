@@ -176,9 +176,7 @@ def test_a_checkpoint_trained_on_other_data_is_ignored(trainer, specs, tmp_path)
     shutil.copy2(kept / "LATEST", folder / "LATEST")
     job = trainer.run(keep, folder, data=other_split)
     assert "ignoring checkpoint" in job.stderr and "resuming from" not in job.stderr
-    assert (
-        len((folder / "steps.csv").read_text().splitlines()) == 1 + keep["epochs"] * STEPS_PER_EPOCH
-    )
+    assert len((folder / "steps.csv").read_text().splitlines()) == 1 + keep.epochs * STEPS_PER_EPOCH
     first_valid = [(f / "evals.csv").read_text().splitlines()[1] for f in (folder, kept)]
     assert (
         first_valid[0].startswith("0,0,valid,") and first_valid[0] != first_valid[1]

@@ -108,7 +108,7 @@ def source_loader(root: Path, meta: dict, batch: int):
 
 def loader_fed(loader):
     """The source-style input path for train(batches=...): the same signature as
-    train.shuffled_batches, one DataLoader epoch per train() epoch (both drop the last partial
+    inputs.shuffled_batches, one DataLoader epoch per train() epoch (both drop the last partial
     batch), the batches moved to the run's device."""
 
     def batches(x, y, spec, epoch, runtime):
@@ -337,7 +337,7 @@ def _epochs(plan: Plan, warm: bool) -> tuple[int, int]:
 
 
 def measure_ours(s: Setup, plan: Plan, warm: bool) -> tuple[float, int]:
-    """(b) train.train() with its own input path (train.shuffled_batches)."""
+    """(b) train.train() with its own input path (inputs.shuffled_batches)."""
     return differenced(plan.spec, s.data_path, s.work, *_epochs(plan, warm))
 
 

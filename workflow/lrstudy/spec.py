@@ -1,4 +1,4 @@
-"""One training job's spec: what `config.run_spec` resolves from the config for a (run, seed).
+"""One training job's spec: what `run_spec` resolves from the config for a (run, seed).
 
 The spec crosses the process boundary as JSON (`python -m lrstudy.train --spec`, built by
 `train_argv`), is hashed (`spec_hash`) and recorded in run.json's "spec": `to_dict` gives the
