@@ -51,12 +51,12 @@ def long_config(**overrides) -> dict:
     return study_config(**{**LONG, **overrides})
 
 
-def spec_of(config: dict, run: str, seed: int = 0, **overrides) -> dict:
-    """The spec the `train` rule passes for (run, seed) (lrstudy.config.run_spec), plus
-    overrides."""
-    from lrstudy.config import run_spec
+def spec_of(config: dict, run: str, seed: int = 0, **overrides):
+    """The spec the `train` rule passes for (run, seed) (lrstudy.spec.run_spec), with
+    `overrides` replacing its fields."""
+    from lrstudy.spec import run_spec
 
-    return {**run_spec(config, run, seed), **overrides}
+    return run_spec(config, run, seed).replace(**overrides)
 
 
 @pytest.fixture
@@ -95,7 +95,7 @@ def digits_data(tmp_path_factory) -> Path:
 class Job:
     """A running `python -m lrstudy.train`, its stderr in out/../<name>.stderr."""
 
-    def __init__(self, spec: dict, out: Path, command: list[str], **popen):
+    def __init__(self, spec, out: Path, command: list[str], **popen):
         self.spec, self.out = spec, out
         out.parent.mkdir(parents=True, exist_ok=True)
         self.log = out.parent / f"{out.name}.stderr"
@@ -126,42 +126,33 @@ class Trainer:
         self.data, self.root = data, root
         self._references: dict[str, Job] = {}
 
-    def command(self, spec: dict, out: Path, data: Path | None = None) -> list[str]:
+    def command(self, spec, out: Path, data: Path | None = None) -> list[str]:
         """The `train` rule's command line (without --suggestion), on the session's digits file."""
-        data = data or self.data
-        return [
-            sys.executable,
-            "-m",
-            "lrstudy.train",
-            "--spec",
-            json.dumps(spec),
-            "--data",
-            str(data),
-            "--out",
-            str(out),
-        ]
+        from lrstudy.spec import train_argv
 
-    def start(self, spec: dict, out: Path, data: Path | None = None, **popen) -> Job:
+        return train_argv(spec, data or self.data, out)
+
+    def start(self, spec, out: Path, data: Path | None = None, **popen) -> Job:
         return Job(spec, Path(out), self.command(spec, Path(out), data), **popen)
 
-    def run(self, spec: dict, out: Path, data: Path | None = None) -> Job:
+    def run(self, spec, out: Path, data: Path | None = None) -> Job:
         return self.start(spec, out, data).wait()
 
-    def _key(self, spec: dict) -> str:
-        from lrstudy.config import spec_hash
+    def _key(self, spec) -> str:
+        from lrstudy.spec import spec_hash
 
         return spec_hash(spec)
 
-    def prefetch(self, *specs: dict) -> None:
+    def prefetch(self, *specs) -> None:
         """Start the uninterrupted reference runs of `specs` in the background."""
         for spec in specs:
             key = self._key(spec)
             if key not in self._references:
                 self._references[key] = self.start(
-                    spec, self.root / "references" / f"{spec['run']}-seed{spec['seed']}-{key}"
+                    spec, self.root / "references" / f"{spec.run}-seed{spec.seed}-{key}"
                 )
 
-    def reference(self, spec: dict) -> Path:
+    def reference(self, spec) -> Path:
         """The run folder of one uninterrupted run of `spec` (shared by the session: treat as
         read-only)."""
         self.prefetch(spec)

@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
-from lrstudy import aggregate, schedules, train, verdict
-from lrstudy.config import ConfigError, check, run_spec
+from lrstudy import aggregate, evaluation, schedules, train, verdict
+from lrstudy.config import ConfigError, check
+from lrstudy.spec import run_spec
 
 from .conftest import study_config
 
@@ -111,8 +112,8 @@ def test_auto_run_takes_the_range_test_of_its_own_optimizer():
         }
     )
     check(config)
-    assert run_spec(config, "adam_auto", 0)["auto_from"]["run"] == "range_adam"
-    assert run_spec(config, "cyclic_auto", 0)["auto_from"]["run"] == "range_test"
+    assert run_spec(config, "adam_auto", 0).auto_from["run"] == "range_adam"
+    assert run_spec(config, "cyclic_auto", 0).auto_from["run"] == "range_test"
 
 
 def replay_momentum(record: dict, steps: int) -> list[float]:
@@ -201,4 +202,4 @@ def test_collapsed_is_final_valid_accuracy_at_most_one_and_a_half_chance(accurac
         {"split": "test", "accuracy": 0.01},
         {"split": "valid", "accuracy": accuracy},
     ]
-    assert train.collapsed(evals, num_classes=10) is is_collapsed
+    assert evaluation.collapsed(evals, num_classes=10) is is_collapsed

@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from lrstudy import config as study
+from lrstudy.spec import job_gpus, run_spec
 
 from .util import ROOT, default_config, snakemake
 
@@ -379,11 +380,11 @@ def test_duplicate_run_names_are_caught(tmp_path):
 
 def test_slurm_plans_gpus_even_from_a_login_node_without_one():
     config = default_config()
-    assert study.job_gpus(config, "local", 0) == 0
-    assert study.job_gpus(config, "local", 2) == 1
-    assert study.job_gpus(config, "slurm", 0) == 1
+    assert job_gpus(config, "local", 0) == 0
+    assert job_gpus(config, "local", 2) == 1
+    assert job_gpus(config, "slurm", 0) == 1
     config["device"] = "cpu"
-    assert study.job_gpus(config, "slurm", 0) == 0
+    assert job_gpus(config, "slurm", 0) == 0
 
 
 DAG_CASES = [
@@ -433,11 +434,10 @@ def test_tuning_runs_evaluate_only_what_the_choice_reads(tiny_config):
     """Tuning runs: the valid split alone (never the test split), at the start and end unless the
     choice is the best valid loss over the run; confirmation runs as the config's runs."""
     tune, confirm = "tune-step-x1", "confirm-step"
-    run_spec = study.run_spec
     spec = run_spec(tiny_config, tune, 0)
-    assert spec["eval_splits"] == ["valid"] and spec["eval_every"] is None
-    assert run_spec(tiny_config, confirm, 10)["eval_splits"] == ["valid", "test"]
-    assert run_spec(tiny_config, confirm, 10)["eval_every"] == tiny_config["eval_every"]
-    assert run_spec(tiny_config, "step", 0)["eval_splits"] == ["valid", "test"]
+    assert spec.eval_splits == ["valid"] and spec.eval_every is None
+    assert run_spec(tiny_config, confirm, 10).eval_splits == ["valid", "test"]
+    assert run_spec(tiny_config, confirm, 10).eval_every == tiny_config["eval_every"]
+    assert run_spec(tiny_config, "step", 0).eval_splits == ["valid", "test"]
     tiny_config["report"]["best_metric"] = "best_valid_loss"
-    assert run_spec(tiny_config, tune, 0)["eval_every"] == tiny_config["eval_every"]
+    assert run_spec(tiny_config, tune, 0).eval_every == tiny_config["eval_every"]

@@ -38,8 +38,8 @@ def test_same_spec_same_bytes(trainer, specs, tmp_path):
         )
     meta = json.loads((second / "run.json").read_text())
     assert meta["status"] == "completed" and meta["steps"] == meta["total_steps"] == 8 * 40
-    assert meta["threads"] == spec["threads"] == 1
-    assert meta["spec"] == spec
+    assert meta["threads"] == spec.threads == 1
+    assert meta["spec"] == spec.to_dict()
 
 
 def test_other_seed_differs(trainer, specs):

@@ -74,7 +74,7 @@ def stop_after_checkpoint(job, folder, at_least: int) -> int:
 @pytest.mark.parametrize("when", ["checkpoint", "csv"])
 def test_a_full_disk_stops_the_job_and_the_rerun_completes(trainer, small_disk, when):
     spec = spec_of(long_config(), "onecycle", 0)
-    last = (spec["epochs"] - 1) * STEPS_PER_EPOCH  # the last checkpoint: then only the CSVs
+    last = (spec.epochs - 1) * STEPS_PER_EPOCH  # the last checkpoint: then only the CSVs
     out = small_disk / "run"
     job = trainer.start(spec, out)
     try:

@@ -70,7 +70,7 @@ def assert_complete_files(meta, steps, evals):
 
 def test_range_test_stops_at_stop_factor_times_its_best(trainer, specs):
     spec = specs[RANGE_TEST]
-    assert spec["range_test"]["end_lr"] == 1e3 and spec["range_test"]["stop_factor"] == 4
+    assert spec.range_test.end_lr == 1e3 and spec.range_test.stop_factor == 4
     meta, steps, evals = read(trainer.reference(spec))
     assert meta["status"] == "diverged" and meta["steps"] < meta["total_steps"] == 400
     assert_complete_files(meta, steps, evals)

@@ -13,7 +13,8 @@ import subprocess
 import pytest
 import torch
 
-from lrstudy import aggregate, data, faults, io, rangetest, train
+from lrstudy import aggregate, data, faults, io, rangetest
+from lrstudy.checkpoints import Checkpoints
 
 from . import synthetic
 from .conftest import JOB_TIMEOUT, job_env, long_config, raw_config, snakemake_cmd, spec_of
@@ -131,7 +132,7 @@ def test_a_tampered_state_pt_is_refused_and_runs_nothing(tmp_path):
     marker = tmp_path / "code-ran"
     torch.save({"spec_hash": "x", "step": 45, "hook": Payload(marker)}, folder / "state.pt")
     (tmp_path / "LATEST").write_text(folder.name)
-    checkpoints = train.Checkpoints(tmp_path, booster=None, rank=0)
+    checkpoints = Checkpoints(tmp_path, booster=None, rank=0)
     with pytest.raises(faults.Corrupted) as refused:
         checkpoints.load(None, None, None, "x")
     assert not marker.exists()  # the safe loader refused it before anything ran
@@ -149,11 +150,11 @@ def test_a_checkpoint_file_with_code_is_refused_although_its_hash_matches(tmp_pa
     torch.save({"weight": Payload(marker)}, folder / "model.pt")
     for name in ("optimizer.pt", "scheduler.pt"):
         torch.save({"state": {}}, folder / name)
-    sums = {name: io.file_hash(folder / name) for name in train.Checkpoints.FILES}
+    sums = {name: io.file_hash(folder / name) for name in Checkpoints.FILES}
     torch.save({"spec_hash": "x", "step": 45, "sha256": sums}, folder / "state.pt")
     (tmp_path / "LATEST").write_text(folder.name)
     with pytest.raises(faults.Corrupted, match="model.pt: it does not load"):
-        train.Checkpoints(tmp_path, booster=None, rank=0).load(None, None, None, "x")
+        Checkpoints(tmp_path, booster=None, rank=0).load(None, None, None, "x")
     assert not marker.exists()
 
 

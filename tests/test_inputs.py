@@ -2,11 +2,13 @@
 in the same batches, each rank its share; a regression run that predicts no better than the
 training mean is `collapsed`."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from lrstudy import inputs, train
+from lrstudy import evaluation, inputs, runtime
 
 
 @pytest.mark.parametrize("world", [1, 2])
@@ -14,13 +16,13 @@ from lrstudy import inputs, train
 def test_the_dataloader_draws_the_batches_memory_does(world, num_workers):
     x = torch.arange(50 * 3, dtype=torch.float32).reshape(50, 3)
     y = torch.arange(50) % 4
-    spec = {"seed": 7, "batch_size": 8, "data": {"task": "classification",
-            "num_workers": num_workers}}  # fmt: skip
+    data = {"task": "classification", "num_workers": num_workers}
+    spec = SimpleNamespace(seed=7, batch_size=8, data=data)  # the fields the batches read
     for rank in range(world):
-        runtime = train.Runtime("cpu", rank, world)
+        where = runtime.Runtime("cpu", rank, world)
         for epoch in (0, 1):
-            memory = list(train.shuffled_batches(x, y, spec, epoch, runtime))
-            loaded = list(inputs.loader_batches(TensorDataset(x, y), None, spec, epoch, runtime))
+            memory = list(inputs.shuffled_batches(x, y, spec, epoch, where))
+            loaded = list(inputs.loader_batches(TensorDataset(x, y), None, spec, epoch, where))
             assert len(loaded) == len(memory) == 50 // 8
             for (xm, ym), (xl, yl) in zip(memory, loaded):
                 assert torch.equal(xm, xl) and torch.equal(ym, yl)
@@ -32,10 +34,10 @@ def evals(*losses):
 
 
 def test_a_regression_run_no_better_than_the_mean_is_collapsed():
-    assert train.collapsed(evals(2.0, 1.0), None, baseline=1.0)
-    assert train.collapsed(evals(0.5, 1.5), None, baseline=1.0)
-    assert not train.collapsed(evals(2.0, 0.9), None, baseline=1.0)
-    assert not train.collapsed([], None, baseline=1.0)
+    assert evaluation.collapsed(evals(2.0, 1.0), None, baseline=1.0)
+    assert evaluation.collapsed(evals(0.5, 1.5), None, baseline=1.0)
+    assert not evaluation.collapsed(evals(2.0, 0.9), None, baseline=1.0)
+    assert not evaluation.collapsed([], None, baseline=1.0)
 
 
 def test_the_mean_baseline_is_the_loss_of_predicting_the_training_mean():
@@ -46,5 +48,5 @@ def test_the_mean_baseline_is_the_loss_of_predicting_the_training_mean():
         "meta": {"target_mean": 1.0, "task": "regression"},
         "valid": (torch.zeros(3, 2), valid_y),
     }
-    baseline = train.mean_baseline(dataset, losses.batch_sum("mse"), "cpu")
+    baseline = evaluation.mean_baseline(dataset, losses.batch_sum("mse"), "cpu")
     assert baseline == pytest.approx(((0 - 1) ** 2 + (2 - 1) ** 2 + (4 - 1) ** 2) / 3)

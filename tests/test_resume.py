@@ -41,7 +41,7 @@ def specs(trainer):
     config = long_config()
     seed0, seed1 = spec_of(config, RUN, 0), spec_of(config, RUN, 1)
     # the uninterrupted references, beside the tests' own jobs
-    trainer.prefetch(seed0, seed1, {**seed0, "keep_checkpoints": True})
+    trainer.prefetch(seed0, seed1, seed0.replace(keep_checkpoints=True))
     return seed0, seed1
 
 
@@ -117,7 +117,7 @@ def test_killed_job_resumes_with_the_bytes_of_an_unbroken_run(trainer, specs, tm
         step = kill_after_checkpoint(job.proc, out, 2 * STEPS_PER_EPOCH, log=job.log)
     finally:
         job.proc.kill()
-    assert step % STEPS_PER_EPOCH == 0 and step < spec["epochs"] * STEPS_PER_EPOCH, step
+    assert step % STEPS_PER_EPOCH == 0 and step < spec.epochs * STEPS_PER_EPOCH, step
 
     # nothing Snakemake would take as a finished job, and a complete checkpoint to resume from
     assert not [name for name in OUTPUTS if (out / name).exists()]
@@ -134,7 +134,7 @@ def test_killed_job_resumes_with_the_bytes_of_an_unbroken_run(trainer, specs, tm
     meta = json.loads((out / "run.json").read_text())
     assert (
         meta["status"] == "completed"
-        and meta["steps"] == meta["total_steps"] == spec["epochs"] * STEPS_PER_EPOCH
+        and meta["steps"] == meta["total_steps"] == spec.epochs * STEPS_PER_EPOCH
     )
     assert_no_checkpoints(
         out
@@ -144,9 +144,9 @@ def test_killed_job_resumes_with_the_bytes_of_an_unbroken_run(trainer, specs, tm
 @pytest.mark.slow
 def test_kept_checkpoints_and_a_checkpoint_of_another_spec(trainer, specs, tmp_path):
     spec, other = specs
-    keep = {**spec, "keep_checkpoints": True}
+    keep = spec.replace(keep_checkpoints=True)
     kept = trainer.reference(keep)
-    last = (spec["epochs"] - 1) * STEPS_PER_EPOCH  # the last epoch saves none: the run is done
+    last = (spec.epochs - 1) * STEPS_PER_EPOCH  # the last epoch saves none: the run is done
     assert [p.name for p in kept.glob("ckpt-*")] == [f"ckpt-{last:07d}"] and checkpoint_step(
         kept
     ) == last
@@ -169,7 +169,7 @@ def test_a_checkpoint_trained_on_other_data_is_ignored(trainer, specs, tmp_path)
     (Snakemake re-prepares the data and reruns `train` in the same folder)."""
     from lrstudy.data import prepare
 
-    keep = {**specs[0], "keep_checkpoints": True}
+    keep = specs[0].replace(keep_checkpoints=True)
     kept = trainer.reference(keep)  # the previous test's run
     last = checkpoint_step(kept)
     other_split = tmp_path / "digits-split1.pt"
@@ -179,9 +179,7 @@ def test_a_checkpoint_trained_on_other_data_is_ignored(trainer, specs, tmp_path)
     shutil.copy2(kept / "LATEST", folder / "LATEST")
     job = trainer.run(keep, folder, data=other_split)
     assert "ignoring checkpoint" in job.stderr and "resuming from" not in job.stderr
-    assert (
-        len((folder / "steps.csv").read_text().splitlines()) == 1 + keep["epochs"] * STEPS_PER_EPOCH
-    )
+    assert len((folder / "steps.csv").read_text().splitlines()) == 1 + keep.epochs * STEPS_PER_EPOCH
     first_valid = [(f / "evals.csv").read_text().splitlines()[1] for f in (folder, kept)]
     assert (
         first_valid[0].startswith("0,0,valid,") and first_valid[0] != first_valid[1]
@@ -222,21 +220,22 @@ def test_sigterm_checkpoints_mid_epoch_and_the_rerun_resumes_there(trainer, spec
 def test_an_interrupted_clear_leaves_no_checkpoint_to_resume(tmp_path, monkeypatch):
     """clear() at completion may be killed half-way: LATEST must never name a half-deleted folder
     (its state.pt still there, model.pt gone), or every rerun would crash loading it."""
-    from lrstudy import train
+    from lrstudy import checkpoints as module
+    from lrstudy.checkpoints import Checkpoints
 
     folder = tmp_path / "ckpt-0000040"
     folder.mkdir()
     for name in CKPT_FILES:
         (folder / name).write_bytes(b"x")
     (tmp_path / "LATEST").write_text(folder.name)
-    checkpoints = train.Checkpoints(tmp_path, booster=None, rank=0)
+    checkpoints = Checkpoints(tmp_path, booster=None, rank=0)
     assert checkpoints.folder() == folder
 
     def killed(path, *args, **kwargs):  # the kill lands after rmtree removed the first file
         (Path(path) / "model.pt").unlink()
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train.shutil, "rmtree", killed)
+    monkeypatch.setattr(module.shutil, "rmtree", killed)
     with pytest.raises(KeyboardInterrupt):
         checkpoints.clear()
     assert checkpoints.folder() is None
@@ -308,7 +307,7 @@ def test_snakemake_reruns_a_killed_job_from_its_checkpoint(
     ]
 
     assert (
-        json.loads((folder / "run.json").read_text())["spec"] == spec
+        json.loads((folder / "run.json").read_text())["spec"] == spec.to_dict()
     )  # the same job as the reference
     assert_same_bytes(folder, trainer.reference(spec))
     assert_no_checkpoints(folder)

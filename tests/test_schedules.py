@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from lrstudy import schedules, train
-from lrstudy.config import run_spec
 from lrstudy.rangetest import range_lr
+from lrstudy.spec import run_spec
 
 from .util import default_config
 
@@ -71,7 +71,7 @@ def test_range_test_lr_is_geometric_from_start_to_end(digits_data, tmp_path):
     assert lr == pytest.approx(geometric[: len(lr)], rel=1e-9)
     # The whole schedule the run follows (schedules.build_range_test), stepped to its end.
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-    scheduler = schedules.build_range_test(optimizer, spec["range_test"], total)
+    scheduler = schedules.build_range_test(optimizer, spec.range_test.to_dict(), total)
     planned = []
     for _ in range(total):
         planned.append(scheduler.get_last_lr()[0])

@@ -110,6 +110,6 @@ def test_a_cancelled_training_job_is_retried_and_resumes(
         )
         checkpoint = f"results/runs/{RUN}/seed0/ckpt-{step:07d}"
         assert f"caught {caught}: checkpoint {checkpoint} written at step {step}" in slurm_logs
-    assert json.loads((folder / "run.json").read_text())["spec"] == spec
+    assert json.loads((folder / "run.json").read_text())["spec"] == spec.to_dict()
     assert_same_bytes(folder, trainer.reference(spec))
     assert_no_checkpoints(folder)

@@ -63,6 +63,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from lrstudy import data, io, layout, models  # noqa: E402
+from lrstudy.spec import RangeTest, Spec, run_spec, train_argv  # noqa: E402
 
 NEVER = 10**9  # an eval_every no run reaches: evaluation only at step 0 and at the end
 # What the bench aims for, stated once: (ratio, comparison, limit, what it compares).
@@ -107,7 +108,7 @@ def source_loader(root: Path, meta: dict, batch: int):
 
 def loader_fed(loader):
     """The source-style input path for train(batches=...): the same signature as
-    train.shuffled_batches, one DataLoader epoch per train() epoch (both drop the last partial
+    inputs.shuffled_batches, one DataLoader epoch per train() epoch (both drop the last partial
     batch), the batches moved to the run's device."""
 
     def batches(x, y, spec, epoch, runtime):
@@ -118,14 +119,14 @@ def loader_fed(loader):
 
 
 # -------------------------------------------------------------------------------- the measurements
-def plain_seconds(x, y, num_classes: int, spec: dict, steps: int, warmup: int) -> float:
+def plain_seconds(x, y, num_classes: int, spec: Spec, steps: int, warmup: int) -> float:
     """Seconds for `steps` steps of a plain PyTorch loop (after `warmup` steps)."""
-    batch = spec["batch_size"]
+    batch = spec.batch_size
     steps_per_epoch = len(x) // batch
-    torch.manual_seed(spec["seed"])
+    torch.manual_seed(spec.seed)
     model = models.LeNet5(x.shape[1], num_classes)
-    optimizer_class = getattr(torch.optim, spec["optimizer"]["name"])
-    optimizer = optimizer_class(model.parameters(), **spec["optimizer"].get("kwargs", {}))
+    optimizer_class = getattr(torch.optim, spec.optimizer["name"])
+    optimizer = optimizer_class(model.parameters(), **spec.optimizer.get("kwargs", {}))
     criterion = torch.nn.CrossEntropyLoss()
     model.train()
 
@@ -151,15 +152,15 @@ def plain_seconds(x, y, num_classes: int, spec: dict, steps: int, warmup: int) -
 
 
 def train_loop_seconds(
-    spec: dict, data_path: Path, work: Path, epochs: int, loader=None
+    spec: Spec, data_path: Path, work: Path, epochs: int, loader=None
 ) -> tuple[float, int]:
     """(loop_seconds, steps) of one in-process train.train() run of `epochs` epochs."""
-    from lrstudy import train
+    from lrstudy import inputs, train
 
     out = Path(tempfile.mkdtemp(prefix="run-", dir=work))
-    batches = loader_fed(loader) if loader is not None else train.shuffled_batches
+    batches = loader_fed(loader) if loader is not None else inputs.shuffled_batches
     with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
-        result = train.train({**spec, "epochs": epochs}, data_path, out, batches=batches)
+        result = train.train(spec.replace(epochs=epochs), data_path, out, batches=batches)
     # a timing needs every step run; a run that trained them all but never learned (collapsed,
     # as a short run on the small digits set may) times the same
     if result["status"] not in ("completed", "collapsed"):
@@ -213,19 +214,9 @@ def loader_batches(loader):
     return next_batch
 
 
-def launch_train(spec: dict, data_path: Path, out: Path, log: Path) -> tuple[float, dict]:
+def launch_train(spec: Spec, data_path: Path, out: Path, log: Path) -> tuple[float, dict]:
     """Run `python -m lrstudy.train` as the rule does; returns (launch time, run.json)."""
-    command = [
-        sys.executable,
-        "-m",
-        "lrstudy.train",
-        "--spec",
-        json.dumps(spec),
-        "--data",
-        str(data_path),
-        "--out",
-        str(out),
-    ]
+    command = train_argv(spec, data_path, out)
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(WORKFLOW), os.environ.get("PYTHONPATH")])),
@@ -254,8 +245,8 @@ def floor_seconds() -> float:
 
 
 # --------------------------------------------------------------------------------------- the setup
-def rule_spec(config_path: Path, run: str | None, device: str, threads: int) -> dict:
-    """The spec the training rule passes (config + schema defaults, lrstudy.config.run_spec)."""
+def rule_spec(config_path: Path, run: str | None, device: str, threads: int) -> Spec:
+    """The spec the training rule passes (config + schema defaults, lrstudy.spec.run_spec)."""
     import yaml
     from snakemake.utils import validate
 
@@ -264,8 +255,8 @@ def rule_spec(config_path: Path, run: str | None, device: str, threads: int) -> 
     config = yaml.safe_load(config_path.read_text())
     validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"), set_default=True)
     run = run or next(name for name in config["runs"] if name not in study.range_runs(config))
-    spec = study.run_spec(config, run, config["seeds"][0])
-    return {**spec, "device": device, "threads": threads, "procs": 1, "gpus": 1}
+    spec = run_spec(config, run, config["seeds"][0])
+    return spec.replace(device=device, threads=threads, procs=1, gpus=1)
 
 
 def machine() -> dict:
@@ -327,8 +318,8 @@ class Plan:
     sets it, the epochs between the short and the long run, the steps measured, the DataLoader."""
 
     batch: int
-    spec: dict
-    config_spec: dict
+    spec: Spec
+    config_spec: Spec
     extra: int
     steps: int
     loader: object
@@ -346,7 +337,7 @@ def _epochs(plan: Plan, warm: bool) -> tuple[int, int]:
 
 
 def measure_ours(s: Setup, plan: Plan, warm: bool) -> tuple[float, int]:
-    """(b) train.train() with its own input path (train.shuffled_batches)."""
+    """(b) train.train() with its own input path (inputs.shuffled_batches)."""
     return differenced(plan.spec, s.data_path, s.work, *_epochs(plan, warm))
 
 
@@ -413,11 +404,11 @@ def measure_steps(s: Setup, plans: dict[int, Plan]) -> dict:
     return results
 
 
-def measure_startup(s: Setup, base: dict) -> dict:
+def measure_startup(s: Setup, base: Spec) -> dict:
     """Launch to the first training step of `python -m lrstudy.train`, beside the floor import;
     pairs in alternating order (OF FO OF ...)."""
     log(f"start-up: {s.args.startup_repeats} x (python -m lrstudy.train, floor import)")
-    spec = {**base, "epochs": 1}
+    spec = base.replace(epochs=1)
     ours, floor = [], []
     for i in range(s.args.startup_repeats):
         for which in ("ours", "floor") if i % 2 == 0 else ("floor", "ours"):
@@ -438,14 +429,14 @@ def measure_startup(s: Setup, base: dict) -> dict:
     }
 
 
-def measure_ranks(s: Setup, measured: dict) -> dict:
+def measure_ranks(s: Setup, measured: Spec) -> dict:
     """`python -m lrstudy.train` at procs=1 and procs=2 (torchrun, gloo), one run each."""
     log("ranks: python -m lrstudy.train at procs=1 and procs=2 (torchrun, gloo), one run each")
     batch = s.args.batch_sizes[0]
     epochs = max(1, round(s.args.steps / (len(s.x) // batch)))
     per = {}
     for procs in (1, 2):
-        spec = {**measured, "batch_size": batch, "epochs": epochs, "procs": procs, "plugin": "auto"}
+        spec = measured.replace(batch_size=batch, epochs=epochs, procs=procs, plugin="auto")
         out, log_path = s.work / f"procs{procs}", s.work / f"procs{procs}.log"
         launched, run = launch_train(spec, s.data_path, out, log_path)
         ms = 1000 * run["loop_seconds"] / run["steps"]
@@ -502,20 +493,20 @@ def study_ideal(results: Path, cores: int, sample_steps: int = 200) -> dict:
     import pandas as pd
 
     from lrstudy import inputs, losses
-    from lrstudy.train import evaluate
+    from lrstudy.evaluation import evaluate
 
     runs = results.parent / layout.RUNS_FOLDER
     records = [json.loads(p.read_text()) for p in runs.glob(layout.RECORD_GLOB)]
     evals = pd.concat(pd.read_csv(p) for p in results.glob("runs/*/seed*/evals.csv"))
     # the first scheduled run's batch size and optimizer as it resolved them (no `auto` left)
     record = next(r for r in records if "scheduler" in r["spec"])
-    spec = {**record["spec"], "optimizer": record["optimizer"]}
+    spec = Spec.from_dict({**record["spec"], "optimizer": record["optimizer"]})
     prepared = data.load_prepared(next(results.glob("data/*.pt")), "cpu")
     x, y = prepared["train"]
     classes = prepared["meta"]["num_classes"]
     per_step = plain_seconds(x, y, classes, spec, sample_steps, warmup=20) / sample_steps
     model = models.LeNet5(x.shape[1], classes).eval()
-    subset = (spec.get("range_test") or {}).get("valid_subset", 256)
+    subset = (spec.range_test or RangeTest()).valid_subset
     sizes = {"valid": None, "test": None, "range_valid": subset}
     loss_sum = losses.batch_sum("cross_entropy")
     per_eval = {}
@@ -544,9 +535,9 @@ def study_ideal(results: Path, cores: int, sample_steps: int = 200) -> dict:
 def bench(args) -> dict:
     torch.set_num_threads(args.threads)
     base = rule_spec(args.config, args.run, args.device, args.threads)
-    measured = {**base, "eval_every": NEVER, "checkpoint_every": 0, "tensorboard": False}
+    measured = base.replace(eval_every=NEVER, checkpoint_every=0, tensorboard=False)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    report = {"machine": machine(), "settings": settings, "spec": base}
+    report = {"machine": machine(), "settings": settings, "spec": base.to_dict()}
     report["loadavg_before"] = list(os.getloadavg())
 
     with tempfile.TemporaryDirectory(prefix="lrstudy-bench-") as tmp:
@@ -566,8 +557,8 @@ def bench(args) -> dict:
             extra = max(1, round(args.steps / steps_per_epoch))  # epochs between short and long
             plans[batch] = Plan(
                 batch,
-                {**measured, "batch_size": batch},
-                {**base, "batch_size": batch},
+                measured.replace(batch_size=batch),
+                base.replace(batch_size=batch),
                 extra,
                 extra * steps_per_epoch,
                 source_loader(mnist_root, meta, batch),

@@ -1,4 +1,4 @@
-"""Config checks beyond the JSON schema, and the resolved spec of each training job.
+"""Config checks beyond the JSON schema (the resolved spec of each job is lrstudy.spec.run_spec).
 
 The schema (workflow/schemas/config.schema.yaml, applied by Snakemake's `validate`) checks types,
 ranges and names; `check` here checks what needs torch or the whole config: scheduler and
@@ -9,8 +9,6 @@ against the machine. Every error names the config key.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from lrstudy import factories, families, schedules
+from lrstudy.spec import device_plan, world_size
 
 SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 CUDA_PLUGINS = ("low_level_zero", "gemini")
@@ -231,26 +230,6 @@ def config_key(config, name: str) -> str:
     return f"families.{family}" if family else f"runs.{name}"
 
 
-def device_plan(config, executor: str, local_gpus: int) -> str:
-    """The device the DAG plans for: `cuda` when jobs should ask for GPUs, else `cpu`.
-
-    Under SLURM the login node that builds the DAG may have no GPU: `auto` then plans GPUs for the
-    compute nodes. Locally `auto` plans GPUs only where this machine has some. Each job still
-    decides its own device when it starts (train.resolve_device).
-    """
-    if config["device"] != "auto":
-        return config["device"]
-    return "cuda" if executor == "slurm" or local_gpus > 0 else "cpu"
-
-
-def job_gpus(config, executor: str, local_gpus: int) -> int:
-    return config["gpus"] if device_plan(config, executor, local_gpus) == "cuda" else 0
-
-
-def world_size(config, device: str) -> int:
-    return config["gpus"] if device == "cuda" else config["procs"]
-
-
 def check(config, executor: str | None = "local", local_gpus: int = 0) -> None:
     """Raise ConfigError (naming the key) for anything the schema cannot see. With executor None
     the device checks are left out (the workflow runs them once it knows its executor)."""
@@ -417,7 +396,7 @@ def check_device(config, executor: str, local_gpus: int) -> None:
             f"`{config['plugin']}` needs CUDA, and this run is planned on the CPU; "
             "choose auto, none or torch_ddp",
         )
-    world = world_size(config, plan)
+    world = world_size(plan, config["gpus"], config["procs"])
     if config["plugin"] == "none" and world > 1:
         raise ConfigError(
             "plugin",
@@ -459,72 +438,3 @@ def check_dataset(dataset) -> None:
             "holding them"
             + ("" if dataset["name"] == "mnist10k" else ", or `dataset.download: true`"),
         )
-
-
-def run_spec(config, name: str, seed: int) -> dict:
-    """Everything one training job needs, resolved from the config (what run.json records)."""
-    run = definition(config, name)
-    spec = {
-        "run": name,
-        "seed": seed,
-        "dataset": factories.dataset_name(config["dataset"]),
-        "model": copy.deepcopy(config["model"]),
-        "loss": config.get("loss", "auto"),
-        "optimizer": copy.deepcopy(run.get("optimizer", config["optimizer"])),
-        **{
-            k: config[k]
-            for k in (
-                "batch_size",
-                "epochs",
-                "eval_every",
-                "threads",
-                "device",
-                "gpus",
-                "procs",
-                "plugin",
-                "precision",
-            )
-        },
-        **{k: config[k] for k in ("checkpoint_every", "keep_checkpoints", "tensorboard")},
-    }
-    spec.update(code_spec(config))
-    if "range_test" in run:
-        spec["range_test"] = copy.deepcopy(run["range_test"])
-    else:
-        spec["scheduler"] = {"class": run["scheduler"], "kwargs": scheduler_kwargs(run)}
-    if "tuning" in run:
-        spec["tuning"] = copy.deepcopy(run["tuning"])
-    # A tuning run never evaluates the test split: the choice it serves must not see it. It
-    # evaluates only what the choice reads: the valid split at the end, or as often as the other
-    # runs where the choice is the best valid loss over the run.
-    tuning_run = spec.get("tuning", {}).get("multiplier", families.SELECTED) != families.SELECTED
-    spec["eval_splits"] = ["valid"] if tuning_run else ["valid", "test"]
-    if tuning_run and config["report"]["best_metric"] != "best_valid_loss":
-        spec["eval_every"] = None  # at step 0 and at the end
-    if uses_auto(config, name):
-        source = auto_source(config, name)
-        spec["auto_from"] = {
-            "run": source,
-            "optimizer": copy.deepcopy(run_optimizer(config, source)),
-        }
-    return spec
-
-
-DATA_KEYS = ("factory", "kwargs", "task", "num_classes", "loader", "num_workers", "pin_memory")
-
-
-def code_spec(config) -> dict:
-    """What a job needs of the user's code: `python_path`, the data factory's keys (`data`) and
-    the SHA-256 of each factory's module (`code`: a changed source is a changed run, rerun)."""
-    if not factories.targets(config):
-        return {}
-    spec = {"python_path": list(config.get("python_path") or [])}
-    if factories.is_factory(config["dataset"]):
-        spec["data"] = {k: copy.deepcopy(config["dataset"].get(k)) for k in DATA_KEYS}
-    sources = factories.provenance(config, git=False)
-    spec["code"] = {key: record["sha256"] for key, record in sources.items()}
-    return spec
-
-
-def spec_hash(spec: dict) -> str:
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]

@@ -4,20 +4,24 @@
 writes the prepared file: every split as tensors when they fit `dataset.memory_limit_mb` (or
 `loader: memory`), else only what the jobs need to know (`loader: dataloader`): then each job calls
 the factory itself and reads the splits through a seeded DataLoader. Both paths give a batch the
-same samples in the same order: the permutation of lrstudy.train.shuffled_batches, a function of
-(seed, epoch) alone, so a resumed run sees the batches it would have seen.
+same samples in the same order: the permutation of `shuffled_batches`, a function of (seed, epoch)
+alone, so a resumed run sees the batches it would have seen. `run_length` is how many of them a
+run trains on.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from lrstudy import factories
 from lrstudy.io import atomic_path, write_json
+from lrstudy.spec import Spec
 
 EVAL_BATCH = 1024
 
@@ -83,7 +87,7 @@ def prepare(dataset: dict, out: Path, manifest_path: Path, python_path=()) -> di
     return manifest
 
 
-def load(path: Path, spec: dict, device) -> dict:
+def load(path: Path, spec: Spec, device) -> dict:
     """A prepared file for a job: {split: (x, y)} on `device` (in memory), or {split: (Dataset,
     None)} with "loader" set; plus "meta" and the data's "fingerprint"."""
     from lrstudy import data
@@ -98,9 +102,9 @@ def load(path: Path, spec: dict, device) -> dict:
         for split in factories.SPLITS:
             out[split] = (payload[split]["x"].to(device), payload[split]["y"].to(device))
         return out
-    factories.put_on_path(spec.get("python_path"))
+    factories.put_on_path(spec.python_path)
     torch.manual_seed(0)  # as at prepare time
-    splits = factories.load_splits(spec["data"])
+    splits = factories.load_splits(spec.data)
     sizes = {s: len(split) for s, split in splits.items()}
     if sizes != meta["sizes"]:
         raise SystemExit(f"the data factory's splits changed since {path} was prepared: {sizes}")
@@ -121,19 +125,52 @@ def fingerprint(payload: dict) -> str:
 
 
 # ------------------------------------------------------------------------------- the batches
-def order(size: int, spec: dict, epoch: int) -> torch.Tensor:
+@dataclass
+class Length:
+    steps_per_epoch: int
+    epochs: int
+    total_steps: int
+
+
+def run_length(spec: Spec, train_size: int) -> Length:
+    """Full batches only (the last partial one is dropped), so every rank gets batch_size / world.
+    A range test may set its own step count; otherwise a run lasts `epochs` epochs."""
+    steps_per_epoch = train_size // spec.batch_size
+    if steps_per_epoch == 0:
+        raise SystemExit(f"batch_size {spec.batch_size} exceeds the {train_size} training samples")
+    test = spec.range_test
+    total = test.steps if test and test.steps else steps_per_epoch * spec.epochs
+    return Length(steps_per_epoch, math.ceil(total / steps_per_epoch), total)
+
+
+def shuffled_batches(x, y, spec: Spec, epoch: int, runtime):
+    """One epoch of (inputs, labels) batches: each rank's share of every global batch.
+
+    The order depends only on (seed, epoch), so a resumed run sees the same batches. This is the
+    one way input reaches the loop: another input path (the benchmark's DataLoader) is another
+    function of the same signature, passed to `train(batches=...)`.
+    """
+    batch, local = spec.batch_size, spec.batch_size // runtime.world
+    generator = torch.Generator().manual_seed(spec.seed * 100003 + epoch)
+    order = torch.randperm(len(x), generator=generator).to(x.device)
+    for start in range(0, len(x) - batch + 1, batch):
+        index = order[start : start + batch][runtime.rank * local : (runtime.rank + 1) * local]
+        yield x[index], y[index]
+
+
+def order(size: int, spec: Spec, epoch: int) -> torch.Tensor:
     """The epoch's permutation of the training samples: a function of (seed, epoch) alone."""
-    generator = torch.Generator().manual_seed(spec["seed"] * 100003 + epoch)
+    generator = torch.Generator().manual_seed(spec.seed * 100003 + epoch)
     return torch.randperm(size, generator=generator)
 
 
-def loader_batches(split, _unused, spec: dict, epoch: int, runtime):
-    """lrstudy.train.shuffled_batches through a DataLoader: the same (seed, epoch) permutation,
+def loader_batches(split, _unused, spec: Spec, epoch: int, runtime):
+    """shuffled_batches through a DataLoader: the same (seed, epoch) permutation,
     this rank's share of each full global batch, `num_workers` workers seeded from it."""
     from torch.utils.data import DataLoader
 
-    data = spec["data"]
-    batch, local = spec["batch_size"], spec["batch_size"] // runtime.world
+    data = spec.data
+    batch, local = spec.batch_size, spec.batch_size // runtime.world
     permutation = order(len(split), spec, epoch).tolist()
     indices = [
         permutation[start : start + batch][runtime.rank * local : (runtime.rank + 1) * local]
@@ -144,7 +181,7 @@ def loader_batches(split, _unused, spec: dict, epoch: int, runtime):
         batch_sampler=indices,
         num_workers=data.get("num_workers") or 0,
         pin_memory=bool(data.get("pin_memory")) and runtime.cuda,
-        generator=torch.Generator().manual_seed(spec["seed"] * 100003 + epoch),
+        generator=torch.Generator().manual_seed(spec.seed * 100003 + epoch),
     )
     for x, y in loader:
         yield to_device(x, y, data["task"], runtime.device)

@@ -10,6 +10,7 @@ import sys
 sys.path.insert(0, f"{workflow.basedir}/workflow")  # the package, installed or not
 
 from lrstudy import config as study
+from lrstudy import spec as specs
 from lrstudy import factories, families
 from lrstudy.gpus import visible_gpu_ids
 from lrstudy import layout
@@ -99,12 +100,12 @@ def checked_executor():
 
 
 def train_gpus(wildcards):
-    return study.job_gpus(config, checked_executor(), LOCAL_GPUS)
+    return specs.job_gpus(config, checked_executor(), LOCAL_GPUS)
 
 
 def train_threads(wildcards):
-    plan = study.device_plan(config, checked_executor(), LOCAL_GPUS)
-    return config["threads"] * study.world_size(config, plan)
+    plan = specs.device_plan(config, checked_executor(), LOCAL_GPUS)
+    return config["threads"] * specs.world_size(plan, config["gpus"], config["procs"])
 
 
 # Where every file of a run lives (lrstudy.layout: the train rule's outputs, and the range-test
@@ -167,17 +168,6 @@ def get_prepared_data(wildcards):
     return rules.prepare_data.output.data.format(dataset=DATASET)
 
 
-def get_train_specs(wildcards, stage="train"):
-    specs = [
-        study.run_spec(config, run, seed) for run, seed in job_runs(wildcards, stage)
-    ]
-    return json.dumps(specs)
-
-
-def get_train_folders(wildcards, output):
-    return " ".join(os.path.dirname(path) for path in output.run)
-
-
 def get_suggestion(wildcards, stage="train"):
     """A job whose runs have `auto` values waits for their range test's suggestion (across
     seeds); a family's runs share theirs."""
@@ -188,19 +178,24 @@ def get_suggestion(wildcards, stage="train"):
     return []
 
 
-def get_suggestion_arg(wildcards, input):
-    return f"--suggestion {input.suggestion}" if input.suggestion else ""
-
-
-def get_selection_arg(wildcards, input):
-    return f"--selection {input.selection}" if input.get("selection") else ""
+def train_command(wildcards, input, output, stage="train"):
+    """A training job's command line (rules train, tune and confirm), built where the tests,
+    bench and gpu_check build theirs (lrstudy.spec.train_argv): the job's specs, its prepared
+    data, the folders of its run.json outputs, its suggestion and selection where it has them.
+    """
+    job = [
+        specs.run_spec(config, run, seed) for run, seed in job_runs(wildcards, stage)
+    ]
+    folders = [os.path.dirname(path) for path in output.run]
+    suggestion, selection = input.suggestion or None, input.get("selection")
+    argv = specs.train_argv(
+        job, input.data, folders, suggestion, selection, python="python"
+    )
+    return shlex.join(argv)
 
 
 # The one command line of every training job (rules train, tune and confirm).
-TRAIN_COMMAND = logged(
-    "python -m lrstudy.train --spec {params.specs:q} --data {input.data}"
-    " --out {params.folders} {params.suggestion} {params.selection} > {log} 2>&1"
-)
+TRAIN_COMMAND = logged("{params.command} > {log} 2>&1")
 
 
 def get_run_records(runs=None):

@@ -10,7 +10,7 @@ rule prepare_data:
         dataset=json.dumps(config["dataset"]),
         python_path=json.dumps(config["python_path"]),
         # a data factory's source: an edit of it prepares the data again
-        code=json.dumps(study.code_spec(config).get("code", {})),
+        code=json.dumps(specs.code_spec(config).get("code", {})),
     shell:
         logged(
             "python -m lrstudy.data --dataset {params.dataset:q} --out {output.data}"

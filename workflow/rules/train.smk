@@ -18,10 +18,7 @@ rule train:
         mem_mb=config["mem_mb"],
         runtime=train_runtime,
     params:
-        specs=get_train_specs,
-        folders=get_train_folders,
-        suggestion=get_suggestion_arg,
-        selection="",
+        command=train_command,
     shell:
         TRAIN_COMMAND
 
@@ -45,10 +42,7 @@ rule tune:
         mem_mb=config["mem_mb"],
         runtime=lambda wc, attempt: train_runtime(wc, attempt, "tune"),
     params:
-        specs=lambda wc: get_train_specs(wc, "tune"),
-        folders=get_train_folders,
-        suggestion=get_suggestion_arg,
-        selection="",
+        command=lambda wc, input, output: train_command(wc, input, output, "tune"),
     shell:
         TRAIN_COMMAND
 
@@ -92,9 +86,6 @@ rule confirm:
         mem_mb=config["mem_mb"],
         runtime=lambda wc, attempt: train_runtime(wc, attempt, "confirm"),
     params:
-        specs=lambda wc: get_train_specs(wc, "confirm"),
-        folders=get_train_folders,
-        suggestion=get_suggestion_arg,
-        selection=get_selection_arg,
+        command=lambda wc, input, output: train_command(wc, input, output, "confirm"),
     shell:
         TRAIN_COMMAND

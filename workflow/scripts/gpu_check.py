@@ -102,35 +102,20 @@ def train_twice_and_bf16() -> dict:
     import yaml
 
     from lrstudy import config as study_config
+    from lrstudy.spec import run_spec, train_argv
 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     study_config.validate(config, executor=None)
     run_name = next(
         name for name, run in config["runs"].items() if "scheduler" in run
     )  # the first scheduled run
-    spec = {
-        **study_config.run_spec(config, run_name, config["seeds"][0]),
-        "device": "cuda",
-        "checkpoint_every": 0,
-    }
+    spec = run_spec(config, run_name, config["seeds"][0]).replace(device="cuda", checkpoint_every=0)
     data = REPO / "results" / "data" / f"{config['dataset']['name']}.pt"
     out = REPO / "results" / "gpu-check"
     folders = {name: out / name for name in ("fp32_a", "fp32_b", "bf16")}
     for name, folder in folders.items():
-        job_spec = {**spec, "precision": "bf16" if name == "bf16" else "fp32"}
-        run(
-            [
-                sys.executable,
-                "-m",
-                "lrstudy.train",
-                "--spec",
-                json.dumps(job_spec),
-                "--data",
-                str(data),
-                "--out",
-                str(folder),
-            ]
-        )
+        job_spec = spec.replace(precision="bf16" if name == "bf16" else "fp32")
+        run(train_argv(job_spec, data, folder))
     identical = {
         f: (folders["fp32_a"] / f).read_bytes() == (folders["fp32_b"] / f).read_bytes()
         for f in ("steps.csv", "evals.csv")
