@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from lrstudy import aggregate, schedules, train, verdict
+from lrstudy import aggregate, auto, train, verdict
 from lrstudy.config import ConfigError, check, run_spec
 
 from .conftest import study_config
@@ -72,7 +72,7 @@ def spec(scheduler=None, kwargs=None, optimizer=SGD0, test_optimizer=SGD0):
     ],
 )
 def test_auto_value_moves_with_momentum_as_documented(case, expected):
-    opt_kwargs, sched_kwargs, record = schedules.resolve_auto(case, BOUNDS)
+    opt_kwargs, sched_kwargs, record = auto.resolve_auto(case, BOUNDS)
     got = {k: v for k, v in {**opt_kwargs, **sched_kwargs}.items() if k in expected}
     assert got == pytest.approx(expected, rel=1e-12)
     assert {c["key"]: c["value"] for c in record["conversions"]} == pytest.approx(

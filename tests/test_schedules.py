@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import torch
 
-from lrstudy import schedules, train
+from lrstudy import auto, layout, schedules, train
 from lrstudy.config import run_spec
 from lrstudy.rangetest import range_lr
 
@@ -111,7 +111,7 @@ def test_onecycle_gets_the_run_length_filled_in():
     ],
 )
 def test_numbers_print_as_a_person_writes_them(value, text):
-    assert schedules.format_value(value) == text
+    assert layout.format_value(value) == text
 
 
 def test_auto_values_take_the_range_test_bounds_at_equal_momentum():
@@ -132,7 +132,7 @@ def test_auto_values_take_the_range_test_bounds_at_equal_momentum():
             },
         },
     }
-    opt_kwargs, sched_kwargs, _ = schedules.resolve_auto(spec, bounds)
+    opt_kwargs, sched_kwargs, _ = auto.resolve_auto(spec, bounds)
     assert sched_kwargs == {
         "base_lr": 0.01,
         "max_lr": 0.04,
