@@ -14,6 +14,7 @@ from .conftest import study_config
 
 BOUNDS = {"lr": 0.2, "max_lr": 0.2, "base_lr": 0.05, "from": "valley"}
 SGD0 = {"name": "SGD", "kwargs": {"lr": 0.1, "momentum": 0.0}}
+NESTEROV = {"momentum": 0.9, "nesterov": True}
 
 
 def spec(scheduler=None, kwargs=None, optimizer=SGD0, test_optimizer=SGD0):
@@ -68,6 +69,56 @@ def spec(scheduler=None, kwargs=None, optimizer=SGD0, test_optimizer=SGD0):
                 test_optimizer={"name": "Adam"},
             ),
             {"max_lr": 0.2},
+        ),
+        # Nesterov SGD: v = m*v + g, step g + m*v; settled v = g/(1-m), so the step is g/(1-m),
+        # plain SGD's gain: 10 at m 0.9 -> 0.2 / 10
+        (
+            spec(optimizer={"name": "SGD", "kwargs": {**NESTEROV, "lr": "auto"}}),
+            {"lr": 0.02},
+        ),
+        # ... and a Nesterov range test at 0.9 feeds a plain SGD run at 0.9 unchanged
+        (
+            spec(
+                optimizer={"name": "SGD", "kwargs": {"lr": "auto", "momentum": 0.9}},
+                test_optimizer={"name": "SGD", "kwargs": NESTEROV},
+            ),
+            {"lr": 0.2},
+        ),
+        # LARS: heavy-ball momentum on its trust-scaled step, no dampening: gain 1/(1-m) -> 0.02
+        (
+            spec(
+                optimizer={"name": "LARS", "kwargs": {"lr": "auto", "momentum": 0.9}},
+                test_optimizer={"name": "LARS"},
+            ),
+            {"lr": 0.02},
+        ),
+        # LARS's default momentum is 0 (gain 1), its range test's 0.5 (gain 2): 0.2 * 2
+        (
+            spec(
+                optimizer={"name": "LARS", "kwargs": {"lr": "auto"}},
+                test_optimizer={"name": "LARS", "kwargs": {"momentum": 0.5}},
+            ),
+            {"lr": 0.4},
+        ),
+        # schedule-free SGD's momentum counts as SGD's (config/README.md): gain 10 in the range
+        # test at 0.9, 2 in the run at 0.5 -> 0.2 * 10 / 2
+        (
+            spec(
+                optimizer={"name": "SGDScheduleFree", "kwargs": {"lr": "auto", "momentum": 0.5}},
+                test_optimizer={"name": "SGDScheduleFree", "kwargs": {"momentum": 0.9}},
+            ),
+            {"lr": 1.0},
+        ),
+        # schedule-free AdamW: Adam-style moments, gain 1 whatever beta1 -> unchanged
+        (
+            spec(
+                optimizer={
+                    "name": "AdamWScheduleFree",
+                    "kwargs": {"lr": "auto", "betas": [0.5, 0.999]},
+                },
+                test_optimizer={"name": "AdamWScheduleFree"},
+            ),
+            {"lr": 0.2},
         ),
     ],
 )
