@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from lrstudy import config as study
 from lrstudy import schedules
 
 from .conftest import spec_of, study_config
@@ -211,7 +210,7 @@ def test_schedule_free_resumes_to_the_same_bytes(trainer, tmp_path):
 
 def test_composition_prints_as_a_person_writes_it():
     filled = schedules.fill_kwargs(
-        "SequentialLR", study.scheduler_kwargs({**WARMUP_COSINE, "milestones": [20]}), 40, 15
+        "SequentialLR", schedules.scheduler_kwargs({**WARMUP_COSINE, "milestones": [20]}), 40, 15
     )
     assert schedules.format_scheduler("SequentialLR", filled) == (
         "torch.optim.lr_scheduler.SequentialLR(optimizer, schedulers=["
@@ -241,7 +240,7 @@ def test_a_milestone_past_the_run_is_refused_when_the_length_is_known():
     with pytest.raises(
         schedules.ScheduleError, match="milestone 20 is not inside the run's 10 steps"
     ):
-        schedules.fill_kwargs("SequentialLR", study.scheduler_kwargs(WARMUP_COSINE), 5, 2)
+        schedules.fill_kwargs("SequentialLR", schedules.scheduler_kwargs(WARMUP_COSINE), 5, 2)
 
 
 def test_modern_config_checks_without_importing_colossalai():

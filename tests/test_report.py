@@ -8,6 +8,7 @@ there); tests that compare with it skip, saying so, when it is absent."""
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import re
@@ -636,3 +637,124 @@ def check_in_browser(page: Path, tables: Path, work: Path) -> None:
         assert "error" not in shown, shown["error"]
         drawn = [width for src, width in shown["images"] if f"filename={name}.png;" in src]
         assert drawn and drawn[0] > 0, f"{name}.png is not shown: {shown['images']}"
+
+
+# --------------------------------------------------------------------- code lines that run
+KIND_RUNS = {
+    "warmup_cosine": {
+        "scheduler": "SequentialLR",
+        "milestones": [20],
+        "schedulers": [
+            {"scheduler": "LinearLR", "kwargs": {"start_factor": 0.01, "total_iters": 20}},
+            {"scheduler": "CosineAnnealingLR", "kwargs": {"T_max": "auto"}},
+        ],
+    },
+    "colossal": {"scheduler": "colossalai.CosineAnnealingWarmupLR", "kwargs": {"warmup_steps": 20}},
+    "constant": {"scheduler": "none"},
+}
+# Each report section's first run: a composition, a ColossalAI scheduler, a constant LR and torch
+# classes (OneCycleLR with its length filled in, CyclicLR with the `auto` values the run used).
+FIRST_RUNS = [
+    {
+        "step": "warmup_cosine",
+        "exponential": "colossal",
+        "onecycle": "onecycle",
+        "cyclic": "constant",
+    },
+    {"step": "step", "exponential": "exp", "onecycle": "cyclic_auto", "cyclic": "warmup_cosine"},
+]
+SECTION_NUMBER = {"step": 2, "exponential": 3, "onecycle": 4, "cyclic": 5}
+STEPS_PER_EPOCH = 40  # the digits train split at batch 32 (tests/configs/tiny.yaml)
+BOUNDS = {"lr": 0.2, "max_lr": 0.2, "base_lr": 0.05, "from": "valley"}
+
+
+def trained_schedule(config: dict, run: str, optimizer):
+    """The scheduler the training job builds for `run` and run.json's record of it, through the
+    calls train.build_components makes (`auto` values from BOUNDS, as a range test gives them)."""
+    from lrstudy import auto, schedules
+    from lrstudy.config import run_spec
+
+    spec = run_spec(config, run, 0)
+    name, kwargs = spec["scheduler"]["class"], spec["scheduler"]["kwargs"]
+    if "auto_from" in spec:
+        _, kwargs, _ = auto.resolve_auto(spec, BOUNDS)
+    length = (STEPS_PER_EPOCH, config["epochs"])
+    scheduler = schedules.build_scheduler(optimizer, name, kwargs, *length)
+    return scheduler, {
+        "scheduler": {"class": name, "kwargs": schedules.fill_kwargs(name, kwargs, *length)}
+    }
+
+
+def printed_schedule(line: str, optimizer, *, epochs: int):
+    """The report's code line, run as printed where the source's training script runs it: with
+    `import torch` (and `import colossalai.nn.lr_scheduler` for its own), an `optimizer`, its
+    `train_dataloader` and `config["NUM_EPOCHS"]`."""
+    import torch
+
+    scope = {
+        "torch": torch,
+        "optimizer": optimizer,
+        "train_dataloader": range(STEPS_PER_EPOCH),
+        "config": {"NUM_EPOCHS": epochs},
+    }
+    if "colossalai" in line:
+        import colossalai.nn.lr_scheduler
+
+        scope["colossalai"] = colossalai
+    exec(line, scope)
+    return scope["lr_scheduler"]
+
+
+def sgd():
+    """A fresh optimizer as tiny.yaml's, on one parameter with a zero gradient."""
+    import torch
+
+    param = torch.zeros(1, requires_grad=True)
+    param.grad = torch.zeros_like(param)
+    return torch.optim.SGD([param], lr=0.1, momentum=0.0, weight_decay=0.0005)
+
+
+def lr_sequence(make, steps: int) -> list[float]:
+    """The LR before each of `steps` batches of a fresh sgd() stepped with the scheduler
+    `make(optimizer)` builds (None: a constant LR)."""
+    optimizer = sgd()
+    scheduler = make(optimizer)
+    lrs = []
+    for _ in range(steps):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+    return lrs
+
+
+@pytest.mark.parametrize("firsts", FIRST_RUNS, ids=["composition-colossal-onecycle-none", "torch"])
+def test_each_sections_code_line_runs_the_schedule_the_job_builds(tmp_path, firsts):
+    """The rendered report's code line of each section, executed as printed, builds a scheduler
+    whose LRs over the whole run equal those of the scheduler the job builds for that run."""
+    from .conftest import study_config
+
+    config = study_config(runs=KIND_RUNS)
+    sections = config["report"]["sections"]
+    for section, run in firsts.items():
+        sections[section] = [run]
+    sections["onecycle_max_lr"] = [firsts["onecycle"]]
+    steps, epochs = STEPS_PER_EPOCH * config["epochs"], config["epochs"]
+    for run in firsts.values():
+        _, record = trained_schedule(config, run, sgd())
+        path = tmp_path / "runs" / run / "seed0" / "run.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(record))
+    text = report.render_text(TEMPLATE, report.context(config, None, tmp_path / "runs", tmp_path))
+    chunks = re.split(r"^## (\d)\. ", text, flags=re.MULTILINE)
+    code = {
+        int(n): [ln[4:] for ln in body.splitlines() if ln.startswith("    ")]
+        for n, body in zip(chunks[1::2], chunks[2::2])
+    }
+    for section, run in firsts.items():
+        (line,) = code[SECTION_NUMBER[section]]
+        assert line.startswith("lr_scheduler = ") and "auto" not in line, line
+        printed = lr_sequence(functools.partial(printed_schedule, line, epochs=epochs), steps)
+        trained = lr_sequence(lambda opt, run=run: trained_schedule(config, run, opt)[0], steps)
+        assert printed == trained, (run, line)
+        assert (len(set(trained)) == 1) == (run == "constant"), run  # the others move the LR

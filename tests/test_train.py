@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lrstudy import data, schedules, train
+from lrstudy import data, optimizers, train
 from lrstudy.spec import run_spec, train_argv
 
 from .util import default_config
@@ -71,9 +71,9 @@ def test_each_optimizer_trains_lenet5_on_cpu(name, digits_data, tmp_path, monkey
     """The job builds the named class with the configured kwargs (LAMB and LARS from colossalai),
     and it learns."""
     built = []
-    original = schedules.build_optimizer
+    original = optimizers.build_optimizer
     monkeypatch.setattr(
-        schedules, "build_optimizer", lambda *a, **k: built.append(original(*a, **k)) or built[-1]
+        optimizers, "build_optimizer", lambda *a, **k: built.append(original(*a, **k)) or built[-1]
     )
     spec = short_spec(optimizer={"name": name, "kwargs": OPTIMIZERS[name]}, epochs=2)
     result = train.train(spec, digits_data, tmp_path)

@@ -3,7 +3,7 @@ Booster around them (lrstudy.train.set_up calls both)."""
 
 from __future__ import annotations
 
-from lrstudy import factories, losses, precision, schedules
+from lrstudy import auto, factories, losses, optimizers, precision, schedules
 from lrstudy.evaluation import data_facts
 from lrstudy.inputs import Length
 from lrstudy.runtime import Runtime, make_plugin
@@ -16,14 +16,14 @@ def build_components(spec: Spec, dataset: dict, length: Length, bounds: dict | N
     opt_kwargs = spec.optimizer.get("kwargs", {})
     test = spec.range_test
     sched_kwargs = {} if test else spec.scheduler["kwargs"]
-    auto = tuning = None
+    auto_record = tuning = None
     if bounds is not None:
-        opt_kwargs, sched_kwargs, auto = schedules.resolve_auto(spec.to_dict(), bounds)
+        opt_kwargs, sched_kwargs, auto_record = auto.resolve_auto(spec.to_dict(), bounds)
     if spec.tuning:  # a family's run: its LR scale times the grid point's multiplier
-        opt_kwargs, sched_kwargs, tuning = schedules.apply_multiplier(
+        opt_kwargs, sched_kwargs, tuning = auto.apply_multiplier(
             spec.tuning, opt_kwargs, sched_kwargs
         )
-    optimizer = schedules.build_optimizer(model.parameters(), spec.optimizer["name"], opt_kwargs)
+    optimizer = optimizers.build_optimizer(model.parameters(), spec.optimizer["name"], opt_kwargs)
     if test:
         scheduler = schedules.build_range_test(optimizer, test.to_dict(), length.total_steps)
         record = {"class": "LambdaLR", "range_test": test.to_dict()}
@@ -36,7 +36,12 @@ def build_components(spec: Spec, dataset: dict, length: Length, bounds: dict | N
             "config_kwargs": spec.scheduler["kwargs"],
         }
     optimizer_record = {"name": spec.optimizer["name"], "kwargs": opt_kwargs}
-    records = {"scheduler": record, "optimizer": optimizer_record, "auto": auto, "tuning": tuning}
+    records = {
+        "scheduler": record,
+        "optimizer": optimizer_record,
+        "auto": auto_record,
+        "tuning": tuning,
+    }
     return model, optimizer, scheduler, records
 
 

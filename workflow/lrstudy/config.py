@@ -8,14 +8,13 @@ against the machine. Every error names the config key.
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
 
-from lrstudy import factories, families, schedules
+from lrstudy import auto, factories, families, optimizers, schedules
 from lrstudy.spec import device_plan, world_size
 
 SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
@@ -174,7 +173,7 @@ def auto_momentum(config, name: str) -> float:
     run = definition(config, name)
     kwargs = run.get("kwargs", {})
     key = next((k for k, v in kwargs.items() if v == "auto"), "lr")
-    return schedules.momentum_at(run_optimizer(config, name), run.get("scheduler"), kwargs, key)
+    return auto.momentum_at(run_optimizer(config, name), run.get("scheduler"), kwargs, key)
 
 
 def auto_source(config, name: str) -> str:
@@ -189,14 +188,14 @@ def auto_source(config, name: str) -> str:
     same = [test for test in range_runs(config) if run_optimizer(config, test)["name"] == optimizer]
     target = auto_momentum(config, name)
     distance = lambda test: abs(  # noqa: E731
-        schedules.constant_momentum(run_optimizer(config, test)) - target
+        auto.constant_momentum(run_optimizer(config, test)) - target
     )
     return min(same, key=distance) if same else range_runs(config)[0]
 
 
 def check_auto(config) -> None:
     """Each `auto` run takes its values from a range test of the same optimizer: the conversion
-    between momentum settings (schedules.resolve_auto) holds within one optimizer, not across."""
+    between momentum settings (auto.resolve_auto) holds within one optimizer, not across."""
     tests = range_runs(config)
     for key, chosen in [("auto_from", config.get("auto_from"))] + [
         (f"{config_key(config, name)}.auto_from", run.get("auto_from"))
@@ -236,26 +235,17 @@ def check(config, executor: str | None = "local", local_gpus: int = 0) -> None:
     check_families(config)
     for name, run in checked_runs(config):
         key = config_key(config, name)
-        if "range_test" in run:
-            test = run["range_test"]
-            if test["end_lr"] <= test["start_lr"]:
-                raise ConfigError(
-                    f"{key}.range_test.end_lr",
-                    f"{test['end_lr']} must exceed start_lr {test['start_lr']}",
-                )
-        else:
-            check_composition(key, run)
-            try:
-                schedules.check_scheduler(run["scheduler"], scheduler_kwargs(run))
-            except schedules.ScheduleError as error:
-                raise ConfigError(f"{key}.{error.key}", str(error)) from None
+        try:  # the schedule's kind checks it (lrstudy.schedules)
+            schedules.check_run(run)
+        except schedules.ScheduleError as error:
+            raise ConfigError(f"{key}.{error.key}", str(error)) from None
         for opt_key, optimizer in (
             ("optimizer", config["optimizer"]),
             (f"{key}.optimizer", run.get("optimizer")),
         ):
             if optimizer is not None:
                 try:
-                    schedules.check_optimizer(optimizer["name"], optimizer.get("kwargs", {}))
+                    optimizers.check_optimizer(optimizer["name"], optimizer.get("kwargs", {}))
                 except schedules.ScheduleError as error:
                     raise ConfigError(f"{opt_key}.kwargs", str(error)) from None
     check_auto(config)
@@ -309,38 +299,6 @@ def check_families(config) -> None:
                 f"{entry['scheduler']} sets the LR itself: its scale is "
                 f"{' and '.join(keys)} (in `kwargs`), not the optimizer's lr",
             )
-
-
-def check_composition(key: str, run: dict) -> None:
-    """`schedulers` and `milestones` belong to SequentialLR runs, which need both (no `kwargs`)."""
-    sequential = run["scheduler"] == schedules.SEQUENTIAL
-    for part in ("schedulers", "milestones"):
-        if sequential and part not in run:
-            raise ConfigError(
-                f"{key}.{part}",
-                f"a {schedules.SEQUENTIAL} run needs `schedulers` (its children) and `milestones`",
-            )
-        if not sequential and part in run:
-            raise ConfigError(
-                f"{key}.{part}",
-                f"only a {schedules.SEQUENTIAL} run has `{part}`; "
-                f"this run's scheduler is {run['scheduler']}",
-            )
-    if sequential and run.get("kwargs"):
-        raise ConfigError(
-            f"{key}.kwargs",
-            f"a {schedules.SEQUENTIAL} run takes `schedulers` and `milestones`, not `kwargs`",
-        )
-
-
-def scheduler_kwargs(run: dict) -> dict:
-    """The scheduler's keyword arguments; SequentialLR's are its children and milestones."""
-    if run["scheduler"] == schedules.SEQUENTIAL:
-        return {
-            "schedulers": copy.deepcopy(run["schedulers"]),
-            "milestones": list(run["milestones"]),
-        }
-    return copy.deepcopy(run.get("kwargs", {}))
 
 
 def check_report(config) -> None:

@@ -7,8 +7,8 @@ on the tuning seeds (`tuning.seeds`), its best multiplier by validation data alo
 (`tuning.confirm_seeds`), on which the families are compared (lrstudy.verdict).
 
 The scale is the schedule's own LR arguments where it has them (OneCycleLR's `max_lr`, CyclicLR's
-`base_lr` and `max_lr`, moved together: `schedules.AUTO`), else the optimizer's `lr`. Its anchor is
-the value the family gives, or `auto` (the range test's suggestion, lrstudy.schedules.resolve_auto)
+`base_lr` and `max_lr`, moved together: `kinds.AUTO`), else the optimizer's `lr`. Its anchor is
+the value the family gives, or `auto` (the range test's suggestion, lrstudy.auto.resolve_auto)
 where it gives none. Each multiplier is one run, `tune-<family>-x<multiplier>`; the confirmation
 run is `confirm-<family>`: both have the run folders `results/runs/<run>/seed<seed>/` of any run.
 
@@ -24,7 +24,7 @@ from lrstudy.layout import format_value
 TUNE_PREFIX, CONFIRM_PREFIX = "tune-", "confirm-"
 SELECTED = "selected"  # a confirmation run's multiplier, filled in from the tuning stage's choice
 # A family's LR-scale arguments where its scheduler sets the LR itself; they are also the kwargs
-# that `auto` may fill (lrstudy.schedules.AUTO is made from this).
+# that `auto` may fill (lrstudy.kinds.AUTO is made from this).
 SCHEDULER_SCALE = {"OneCycleLR": ("max_lr",), "CyclicLR": ("base_lr", "max_lr")}
 OPTIMIZER_SCALE = ("lr",)
 

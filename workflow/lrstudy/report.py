@@ -26,7 +26,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from lrstudy.config import scheduler_kwargs
+from lrstudy import schedules
 from lrstudy.io import atomic_path, write_text
 from lrstudy.layout import (
     FIGURES,
@@ -34,18 +34,10 @@ from lrstudy.layout import (
     first_records,
     format_kwargs,
     format_value,
-    range_test_settings,
     suggestions_by_run,
     used_kwargs,
 )
 from lrstudy.report_appendix import appendix
-from lrstudy.schedules import (
-    COLOSSAL_PREFIX,
-    FILLED,
-    NO_SCHEDULER,
-    SEQUENTIAL,
-    format_scheduler,
-)
 
 # First sentence of torch's docstring of each class: the section headings of the source report.
 HEADINGS = {
@@ -79,48 +71,20 @@ SHORT_NAMES = {
 }
 # What a compared keyword means ("comparing different gamma - decaying rate").
 KWARG_MEANINGS = {"gamma": "decaying rate"}
-# OneCycleLR's filled-in arguments, written as the source's training script passes them.
-FILLED_CODE = {"steps_per_epoch": "len(train_dataloader)", "epochs": 'config["NUM_EPOCHS"]'}
 
 
 def scheduler_code(config: dict, run: str, record: dict | None) -> list[str]:
-    """The source's code line: `lr_scheduler = torch.optim.lr_scheduler.Class(optimizer, ...)`;
-    a schedule that is no torch class of that name (a SequentialLR composition, a ColossalAI
-    scheduler, none) as the job built it: from run.json's filled-in kwargs where it has them."""
-    spec = config["runs"][run]
-    name = spec["scheduler"]
-    if name in (SEQUENTIAL, NO_SCHEDULER) or name.startswith(COLOSSAL_PREFIX):
-        filled = ((record or {}).get("scheduler") or {}).get("kwargs") or scheduler_kwargs(spec)
-        return [f"lr_scheduler = {format_scheduler(name, filled)}"]
-    kwargs = used_kwargs(config, run, record)
-    args = ["optimizer"] + ([format_kwargs(kwargs)] if kwargs else [])
-    if FILLED.get(name) and "total_steps" not in kwargs:
-        args += [f"{key}={FILLED_CODE.get(key, key)}" for key in FILLED[name]]
-    return [f"lr_scheduler = torch.optim.lr_scheduler.{name}({', '.join(args)})"]
+    """The line that builds the run's scheduler, as its kind prints itself (lrstudy.schedules):
+    a torch class as the source writes it (`lr_scheduler = torch.optim.lr_scheduler.Class(
+    optimizer, ...)`), a SequentialLR composition, a ColossalAI scheduler or none as the job built
+    it, from run.json's filled-in kwargs where it has them."""
+    filled = ((record or {}).get("scheduler") or {}).get("kwargs")
+    return schedules.code(config["runs"][run], filled)
 
 
 def range_test_code(config: dict, run: str) -> list[str]:
     """The source's lrs(batch) function with the run's start and end LR."""
-    test = range_test_settings(config, run)
-    start, end = format_value(test["start_lr"]), format_value(test["end_lr"])
-    span = (
-        f"batch/{test['steps']}"
-        if test.get("steps")
-        else "batch/len(train_dataloader)/gpc.config.NUM_EPOCHS"
-    )
-    if test["mode"] == "linear":
-        return [
-            "def lrs(batch):",
-            f"    low = {start}",
-            f"    high = {end}",
-            f"    return low+(high-low)*{span}",
-        ]
-    return [
-        "def lrs(batch):",
-        f"    low = math.log2({start})",
-        f"    high = math.log2({end})",
-        f"    return 2**(low+(high-low)*{span})",
-    ]
+    return schedules.code(config["runs"][run], None)
 
 
 def range_test_heading(config: dict, run: str) -> str:

@@ -145,8 +145,8 @@ COPIED = (
 
 def run_spec(config, name: str, seed: int) -> Spec:
     """Everything one training job needs, resolved from the config (what run.json records)."""
-    from lrstudy import config as study  # it imports torch (through schedules) and this module
-    from lrstudy import factories, families
+    from lrstudy import config as study  # it imports this module
+    from lrstudy import factories, families, schedules
 
     run = study.definition(config, name)
     tuning = copy.deepcopy(run.get("tuning"))
@@ -175,7 +175,7 @@ def run_spec(config, name: str, seed: int) -> Spec:
         range_test=RangeTest.from_dict(copy.deepcopy(test)) if test is not None else None,
         scheduler=None
         if test is not None
-        else {"class": run["scheduler"], "kwargs": study.scheduler_kwargs(run)},
+        else {"class": run["scheduler"], "kwargs": schedules.scheduler_kwargs(run)},
         tuning=tuning,
         eval_splits=["valid"] if tuning_run else ["valid", "test"],
         auto_from=auto_from,

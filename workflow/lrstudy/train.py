@@ -37,7 +37,7 @@ os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 
 import torch
 
-from lrstudy import factories, faults, finished, gpus, inputs, io, losses, precision, schedules
+from lrstudy import factories, faults, finished, gpus, inputs, io, losses, optimizers, precision
 from lrstudy.checkpoints import Checkpoints
 from lrstudy.components import boost, build_components
 from lrstudy.evaluation import collapsed, data_facts, evaluate, loss_name, mean_baseline
@@ -118,7 +118,7 @@ def evaluate_splits(job: Training, epoch: int, splits=None, size: int | None = N
     is evaluated at its averaged weights (every rank switches)."""
     model = job.model.unwrap() if hasattr(job.model, "unwrap") else job.model
     loss_sum = losses.batch_sum(job.loss_kind)
-    with schedules.evaluation_weights(job.optimizer):
+    with optimizers.evaluation_weights(job.optimizer):
         if job.runtime.rank == 0:
             for split in splits or job.spec.eval_splits:
                 part = "valid" if split == "range_valid" else split
@@ -130,7 +130,7 @@ def evaluate_splits(job: Training, epoch: int, splits=None, size: int | None = N
 def save(job: Training, epoch: int) -> None:
     """A checkpoint at the job's step; a resumed run starts `epoch` at batch step - epoch x
     steps_per_epoch. Schedule-free optimizers are checkpointed in eval mode."""
-    with schedules.evaluation_weights(job.optimizer):
+    with optimizers.evaluation_weights(job.optimizer):
         state = {**job.log.state(), "step": job.step, "epoch": epoch, "spec_hash": job.digest}
         job.checkpoints.save(job.model, job.optimizer, job.scheduler, state)
 
@@ -139,7 +139,7 @@ def train_step(job: Training, x, y, epoch: int) -> None:
     with precision.autocast(job.spec.precision, job.runtime.device, job.plugin):
         loss = job.criterion(job.model(x), y)
     # the LR and momentum this step trains with, read before the schedule moves them on
-    lr, momentum = job.scheduler.get_last_lr()[0], schedules.momentum(job.optimizer)
+    lr, momentum = job.scheduler.get_last_lr()[0], optimizers.momentum(job.optimizer)
     job.log.step(job.step, epoch, lr, momentum, loss)
     job.optimizer.zero_grad(set_to_none=True)
     job.booster.backward(loss, job.optimizer)
@@ -197,7 +197,7 @@ def run_loop(job: Training, batches) -> tuple[str, float, float]:
     )
     status, loop_started = "completed", time.time()
     job.model.train()
-    schedules.training_weights(job.optimizer)  # schedule-free ones start, and resume, in eval mode
+    optimizers.training_weights(job.optimizer)  # schedule-free ones start, and resume, in eval mode
     for epoch in range(job.first_epoch, job.length.epochs):
         if not train_epoch(job, batches, epoch, progress) or not job.log.flush():
             status = "diverged"
