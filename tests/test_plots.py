@@ -22,6 +22,7 @@ from lrstudy.layout import (
     RECORD_GLOB,
     SECTION_FIGURES,
     VERDICT_FIGURES,
+    figure_kinds,
     format_value,
 )
 
@@ -254,7 +255,7 @@ def expected_width(name: str) -> int:
     """Twice the width the report shows the image at."""
     if name.endswith("_legend"):
         return 300
-    loss = {loss for _, loss, _ in SECTION_FIGURES.values()} | {"compare3bestTestLoss"}
+    loss = {n for _, n, kind in figure_kinds() if kind in ("loss", "test loss")}
     return 1100 if name in loss | set(VERDICT_FIGURES) else 800
 
 
@@ -314,7 +315,8 @@ def check_drawn(figures: dict, config: dict, folder: Path) -> None:
         for name in ("steps", "evals", "summary", "best")
     }
     diverged = set(tables["summary"].loc[tables["summary"]["status"] == "diverged", "run"])
-    for section, (lr_name, loss_name, _) in SECTION_FIGURES.items():
+    for section, names_and_kinds in SECTION_FIGURES.items():
+        lr_name, loss_name = list(names_and_kinds)[:2]
         if section == "best":
             best = tables["best"].sort_values("rank")
             runs = list(best["run"])
@@ -627,3 +629,24 @@ def test_best_legends_name_rank_family_multiplier_and_verdict(tmp_path, monkeypa
         assert legend[:2] == expected, (name, legend)
     test_legend = [text for text, _ in figures["compare3bestTestLoss"][0]["legend"]]
     assert [text.split(",")[0] for text in test_legend] == expected
+
+
+def test_a_figure_added_to_a_section_is_drawn_with_its_kinds_caption(tmp_path, monkeypatch):
+    """One entry in lrstudy.layout.SECTION_FIGURES adds a figure: drawn with that section's runs
+    (their test loss here, a line per run), captioned by its kind's caption."""
+    figures = {**SECTION_FIGURES["onecycle"], "OneCycleTestLoss": "test loss"}
+    monkeypatch.setitem(SECTION_FIGURES, "onecycle", figures)
+    config = synthetic_study(tmp_path / "results")
+    written = plots.draw_all(config, read_tables(tmp_path / "results"), tmp_path / "figures")
+    assert tmp_path / "figures" / "OneCycleTestLoss.png" in written
+    assert png_size(tmp_path / "figures" / "OneCycleTestLoss.png")[0] == 1100  # 5.5 in, 200 dpi
+    assert layout.caption_for("OneCycleTestLoss", "test loss") == "../report/kind_test_loss.rst"
+    assert layout.caption_for("OneCycleLoss", "loss") == "../report/OneCycleLoss.rst"
+
+
+def test_every_figure_kind_is_drawn_and_every_figure_has_a_caption():
+    assert {kind for _, _, kind in figure_kinds()} <= set(plots.DRAW)
+    for _, name, kind in figure_kinds():
+        assert (ROOT / "workflow" / "rules" / layout.caption_for(name, kind)).resolve().is_file()
+    for kind in plots.DRAW:
+        assert (ROOT / "workflow" / "report" / f"kind_{kind.replace(' ', '_')}.rst").is_file()

@@ -4,9 +4,9 @@ workflow/benchmarks and workflow/scripts import it.
 
 One place for what the figures, the Markdown report and `snakemake --report` share:
 
-- the sections, their figures (the source report's file names) and legends, BEST_TEST_FIGURE,
-  FIGURES, each figure's category in the HTML report (REPORT_CATEGORIES, figure_kinds) and its
-  caption (caption_file; CAPTION_PARAMS: the text the captions take from here);
+- the sections, their figures (the source report's file names) and what each shows, FIGURES,
+  each figure's category in the HTML report (REPORT_CATEGORIES, figure_kinds) and its caption
+  (caption_for; CAPTION_PARAMS: the text the captions take from here);
 - the files of a run: SEED_FOLDER, SEED_RECORD (run.json), SEED_SUGGESTION and SUGGESTION (the
   range test's suggestion.json per seed and combined), RECORD_GLOB;
 - the seeds' band (CONFIDENCE, BAND_QUANTILE, BAND_TEXT): the level lrstudy.plots draws and the
@@ -27,18 +27,33 @@ from pathlib import Path
 
 import yaml
 
-# The figures of each section, as the source report names them (extension lower-case here):
-# (learning-rate figure, loss figure, legend image or None). "best": the best families.
+# The figures of each section in the order drawn, {file name: kind}: the source report's names
+# (extension lower-case here). The kind says what lrstudy.plots draws (plots.DRAW) and is the
+# figure's subcategory in the HTML report; report_template places the source's figures in
+# report.md. A figure added here is drawn and shown in the HTML report, with its caption
+# workflow/report/NAME.rst or else its kind's (caption_for). "best": the best families.
 SECTION_FIGURES = {
-    "range_test": ("ExponentiallyIncLR", "ExponentiallyIncLoss", None),
-    "step": ("StepDecLR", "StepDecLoss", "2_legend"),
-    "exponential": ("ExponentiallyDecLR", "ExponentiallyDecLoss", "3_legend"),
-    "onecycle": ("OneCycleLR", "OneCycleLoss", "4_legend"),
-    "onecycle_max_lr": ("OneCycleLR_DiffMax", "OneCycleLoss_DiffMax", "5_legend"),
-    "cyclic": ("CyclicLR", "CyclicLoss", "6_legend"),
-    "best": ("compare3bestLR", "compare3bestLoss", "7_legend"),
+    "range_test": {"ExponentiallyIncLR": "learning rate", "ExponentiallyIncLoss": "loss"},
+    "step": {"StepDecLR": "learning rate", "StepDecLoss": "loss", "2_legend": "legend"},
+    "exponential": {
+        "ExponentiallyDecLR": "learning rate",
+        "ExponentiallyDecLoss": "loss",
+        "3_legend": "legend",
+    },
+    "onecycle": {"OneCycleLR": "learning rate", "OneCycleLoss": "loss", "4_legend": "legend"},
+    "onecycle_max_lr": {
+        "OneCycleLR_DiffMax": "learning rate",
+        "OneCycleLoss_DiffMax": "loss",
+        "5_legend": "legend",
+    },
+    "cyclic": {"CyclicLR": "learning rate", "CyclicLoss": "loss", "6_legend": "legend"},
+    "best": {
+        "compare3bestLR": "learning rate",
+        "compare3bestLoss": "loss",
+        "7_legend": "legend",
+        "compare3bestTestLoss": "test loss",
+    },
 }
-BEST_TEST_FIGURE = "compare3bestTestLoss"
 # Category of each section in `snakemake --report`: the source report's numbering.
 REPORT_CATEGORIES = {
     "range_test": "1 range test",
@@ -120,20 +135,26 @@ CAPTION_PARAMS = {
 }
 
 
+CAPTIONS = Path(__file__).resolve().parents[1] / "report"  # workflow/report
+
+
 def caption_file(name: str) -> str:
     """The caption of a figure or table as a rule names it (workflow/report/NAME.rst)."""
     return f"../report/{name}.rst"
 
 
+def caption_for(name: str, kind: str) -> str:
+    """A section figure's caption: its own (NAME.rst), else its kind's (kind_KIND.rst)."""
+    own = (CAPTIONS / name).with_suffix(".rst").is_file()
+    return caption_file(name if own else "kind_" + kind.replace(" ", "_"))
+
+
 def figure_kinds() -> list[tuple[str, str, str]]:
     """(section, figure name, kind) of every image of the report, in a fixed order; kind is the
     HTML report's subcategory (learning rate, loss, legend, test loss)."""
-    kinds = []
-    for section, (lr, loss, legend) in SECTION_FIGURES.items():
-        kinds += [(section, lr, "learning rate"), (section, loss, "loss")]
-        if legend:
-            kinds.append((section, legend, "legend"))
-    return kinds + [("best", BEST_TEST_FIGURE, "test loss")]
+    return [
+        (s, name, kind) for s, figures in SECTION_FIGURES.items() for name, kind in figures.items()
+    ]
 
 
 FIGURES = [name for _, name, _ in figure_kinds()]  # the 21 images, without extension

@@ -26,7 +26,7 @@ import json
 from pathlib import Path
 
 from lrstudy import losses, plot_base, verdict_plots
-from lrstudy.layout import BEST_TEST_FIGURE, SECTION_FIGURES, extra_figures, section_title
+from lrstudy.layout import SECTION_FIGURES, extra_figures, section_title
 from lrstudy.plot_base import AXIS, STYLE, TABLE_NAMES, Tables, label, plt, run_colors
 from lrstudy.plot_loss import draw_loss, draw_split_loss
 from lrstudy.plot_lr import draw_legend, draw_lr
@@ -50,21 +50,32 @@ def section_runs(config: dict, tables: Tables, section: str) -> tuple[list[str],
     return runs, title, {r: label(r, tables) for r in runs}
 
 
+# What each kind of figure draws (lrstudy.layout.SECTION_FIGURES gives every figure's kind):
+# kind -> draw(runs, tables, colors, title, path, labels, section).
+DRAW = {
+    "learning rate": lambda runs, tables, colors, title, path, labels, section: draw_lr(
+        runs, tables, colors, f"{title}: learning rate", path, labels
+    ),
+    "loss": lambda runs, tables, colors, title, path, labels, section: (
+        draw_range_loss if section == "range_test" else draw_loss
+    )(runs, tables, colors, f"{title}: train & valid loss", path, labels),
+    "legend": lambda runs, tables, colors, title, path, labels, section: draw_legend(
+        runs, tables, colors, path, labels
+    ),
+    "test loss": lambda runs, tables, colors, title, path, labels, section: draw_split_loss(
+        runs, tables, colors, f"{title}: test loss", path, labels
+    ),
+}
+
+
 def draw_section(config: dict, tables: Tables, colors: dict, section: str, out: Path) -> list:
-    """A section's LR figure, its loss figure (the range test's own), its legend image and, for
-    the best families, their test loss; returns the paths written."""
-    lr_name, loss_name, legend_name = SECTION_FIGURES[section]
+    """Every figure of a section (its LR and loss figures, the range test's own loss figure, its
+    legend image, the best families' test loss); returns the paths written."""
     runs, title, labels = section_runs(config, tables, section)
-    paths = [out / f"{lr_name}.png", out / f"{loss_name}.png"]
-    draw_lr(runs, tables, colors, f"{title}: learning rate", paths[0], labels)
-    draw = draw_range_loss if section == "range_test" else draw_loss
-    draw(runs, tables, colors, f"{title}: train & valid loss", paths[1], labels)
-    if legend_name:
-        paths.append(out / f"{legend_name}.png")
-        draw_legend(runs, tables, colors, paths[-1], labels)
-    if section == "best":
-        paths.append(out / f"{BEST_TEST_FIGURE}.png")
-        draw_split_loss(runs, tables, colors, f"{title}: test loss", paths[-1], labels)
+    paths = []
+    for name, kind in SECTION_FIGURES[section].items():
+        paths.append(out / f"{name}.png")
+        DRAW[kind](runs, tables, colors, title, paths[-1], labels, section)
     return paths
 
 

@@ -269,21 +269,24 @@ REPORT_CODE = [os.path.join(PACKAGE, f"{name}.py") for name in REPORT_MODULES]
 
 
 def figure_outputs():
-    """Every figure, marked for the HTML report with its own caption (workflow/report/NAME.rst),
+    """Every figure, marked for the HTML report with its caption (lrstudy.layout.caption_for),
     its section's category and its kind (lrstudy.layout.figure_kinds); then the figures of
     `report.extra_sections`, each section a category of its own (captions extra_*.rst).
     """
     outputs = [
         # (`report(` may not begin a line in a Snakefile: the parser takes it for the directive)
-        mark_for_report(name, name, layout.REPORT_CATEGORIES[section], kind)
+        mark_for_report(
+            name, layout.caption_for(name, kind), layout.REPORT_CATEGORIES[section], kind
+        )
         for section, name, kind in layout.figure_kinds()
     ]
     for name, kind in layout.VERDICT_FIGURES.items():
-        outputs.append(mark_for_report(name, name, layout.VERDICT_CATEGORY, kind))
+        caption = layout.caption_file(name)
+        outputs.append(mark_for_report(name, caption, layout.VERDICT_CATEGORY, kind))
     extra = config["report"]["extra_sections"]
     for number, section in enumerate(extra, start=layout.EXTRA_FIRST_CATEGORY):
         for name, kind in zip(layout.extra_figures(section), layout.EXTRA_KINDS):
-            caption = f"extra_{kind.replace(' ', '_')}"
+            caption = layout.caption_file(f"extra_{kind.replace(' ', '_')}")
             outputs.append(mark_for_report(name, caption, f"{number} {section}", kind))
     return outputs
 
@@ -291,7 +294,7 @@ def figure_outputs():
 def mark_for_report(name, caption, category, kind):
     return report(
         f"results/figures/{name}.png",
-        caption=layout.caption_file(caption),
+        caption=caption,
         category=category,
         subcategory=kind,
         labels={"figure": name, "shows": kind},
