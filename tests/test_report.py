@@ -672,12 +672,12 @@ def trained_schedule(config: dict, run: str, optimizer):
     """The scheduler the training job builds for `run` and run.json's record of it, through the
     calls train.build_components makes (`auto` values from BOUNDS, as a range test gives them)."""
     from lrstudy import auto, schedules
-    from lrstudy.config import run_spec
+    from lrstudy.spec import run_spec
 
     spec = run_spec(config, run, 0)
-    name, kwargs = spec["scheduler"]["class"], spec["scheduler"]["kwargs"]
-    if "auto_from" in spec:
-        _, kwargs, _ = auto.resolve_auto(spec, BOUNDS)
+    name, kwargs = spec.scheduler["class"], spec.scheduler["kwargs"]
+    if spec.auto_from:  # its job is given the range test's suggestion
+        _, kwargs, _ = auto.resolve_auto(spec.to_dict(), BOUNDS)
     length = (STEPS_PER_EPOCH, config["epochs"])
     scheduler = schedules.build_scheduler(optimizer, name, kwargs, *length)
     return scheduler, {
@@ -740,12 +740,13 @@ def test_each_sections_code_line_runs_the_schedule_the_job_builds(tmp_path, firs
         sections[section] = [run]
     sections["onecycle_max_lr"] = [firsts["onecycle"]]
     steps, epochs = STEPS_PER_EPOCH * config["epochs"], config["epochs"]
+    records = []
     for run in firsts.values():
         _, record = trained_schedule(config, run, sgd())
-        path = tmp_path / "runs" / run / "seed0" / "run.json"
-        path.parent.mkdir(parents=True)
-        path.write_text(json.dumps(record))
-    text = report.render_text(TEMPLATE, report.context(config, None, tmp_path / "runs", tmp_path))
+        records.append(tmp_path / "runs" / run / "seed0" / "run.json")
+        records[-1].parent.mkdir(parents=True)
+        records[-1].write_text(json.dumps({"run": run, "seed": 0, **record}))
+    text = report.render_text(TEMPLATE, report.context(config, None, records, (), tmp_path))
     chunks = re.split(r"^## (\d)\. ", text, flags=re.MULTILINE)
     code = {
         int(n): [ln[4:] for ln in body.splitlines() if ln.startswith("    ")]
