@@ -1,7 +1,8 @@
 """`python workflow/benchmarks/bench.py --tiny` runs end to end and writes every measurement.
 
-A smoke test of the benchmark script, not a timed test: it checks that each measurement is a
-positive finite number, never how fast anything is."""
+A test of the benchmark script, not a timed test: each measurement is a positive finite number,
+each ratio the quotient of its two measurements and each target's verdict its value against its
+limit; never how fast anything is."""
 
 import importlib.util
 import json
@@ -60,12 +61,25 @@ def test_tiny_bench_writes_every_measurement(tmp_path):
             assert len(repeats) == 1 and all(positive(v) for v in repeats), (batch, kind, repeats)
         assert positive(rows["measured_steps"])
 
-    for name in ("b_over_a", "c_over_b", "input_speedup", "configured_over_b"):
+    # each ratio is its two measurements' quotient (one round in --tiny: the paired median is
+    # that round's ratio), and each target says whether its value meets its limit
+    quotients = {
+        "b_over_a": ("ours", "plain", "repeats_ms_per_step"),
+        "c_over_b": ("loader", "ours", "repeats_ms_per_step"),
+        "input_speedup": ("mem_input", "dl_input", "repeats_samples_per_s"),
+        "configured_over_b": ("configured", "ours", "repeats_ms_per_step"),
+    }
+    for name, (top, bottom, key) in quotients.items():
         assert set(report["ratios"][name]) == {"32", "128"}
-        assert all(positive(v) for v in report["ratios"][name].values()), (
-            name,
-            report["ratios"][name],
-        )
+        for batch, rows in report["results"].items():
+            expected = rows[top][key][0] / rows[bottom][key][0]
+            assert report["ratios"][name][batch] == pytest.approx(expected, rel=1e-12), name
+    limits = {"b_over_a": ("<=", 1.05), "c_over_b": (">=", 2.0), "input_speedup": (">=", 50.0)}
+    for name, (comparison, limit) in limits.items():
+        for batch in ("32", "128"):
+            target, value = report["targets"][f"{name}@{batch}"], report["ratios"][name][batch]
+            assert target["value"] == value and target["target"] == f"{comparison} {limit}"
+            assert target["met"] is (value <= limit if comparison == "<=" else value >= limit)
 
     startup = report["startup"]
     for key in ("ours_s", "floor_s"):

@@ -365,7 +365,15 @@ SHIPPED = sorted((ROOT / "config").glob("*.yaml"))
 def test_shipped_config_is_valid(path):
     """Every config/*.yaml as a user passes it with --configfile (new files are covered by the
     glob)."""
-    study.validate(yaml.safe_load(path.read_text()), [path], executor="local", local_gpus=0)
+    config = yaml.safe_load(path.read_text())
+    study.validate(config, [path], executor="local", local_gpus=0)
+    # as the workflow sees it: the schema's defaults filled in, every section's run a run of the
+    # config, tuning and confirmation seeds apart
+    assert config["report"]["best_metric"] in study.SELECTION_METRICS
+    sections = config["report"]["sections"]
+    assert {run for runs in sections.values() for run in runs} <= set(config["runs"])
+    tuning = config["tuning"]
+    assert tuning["multipliers"] and not set(tuning["seeds"]) & set(tuning["confirm_seeds"])
 
 
 def test_duplicate_run_names_are_caught(tmp_path):

@@ -4,10 +4,14 @@ import json
 import shutil
 import subprocess
 
+import pandas as pd
 import pytest
 import yaml
 
+from lrstudy.layout import FIGURES
+
 from .slurm_ci import require_ci_cluster
+from .test_workflow import family_runs, report_images_are_the_figures
 from .util import ROOT, snakemake, validated
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -50,8 +54,13 @@ def study(cluster, tmp_path_factory):
 def test_the_study_runs_through_sbatch_and_reports(study):
     work, proc = study
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-6000:]
-    assert (work / "results" / "report" / "report.md").stat().st_size > 0
-    assert (work / "results" / "tables" / "summary.csv").is_file()
+    # every run and seed summarised; the report shows every figure the study drew
+    config = validated(yaml.safe_load((work / "tiny.yaml").read_text()))
+    summary = pd.read_csv(work / "results" / "tables" / "summary.csv")
+    planned = {(r, str(s)) for r in config["runs"] for s in config["seeds"]} | family_runs(config)
+    assert set(zip(summary["run"], summary["seed"].astype(str))) == planned
+    shown = report_images_are_the_figures(work / "results")
+    assert {name.removesuffix(".png") for name in shown} == set(FIGURES)
     slurm_logs = work / ".snakemake" / "slurm_logs"
     # the training rules went through sbatch; everything else ran locally
     assert sorted(p.name for p in slurm_logs.iterdir()) == [
