@@ -1,6 +1,7 @@
 """Bad configs stop at DAG build with a message naming the key (and the allowed values)."""
 
 import copy
+import re
 
 import pytest
 import yaml
@@ -449,3 +450,37 @@ def test_tuning_runs_evaluate_only_what_the_choice_reads(tiny_config):
     assert run_spec(tiny_config, "step", 0).eval_splits == ["valid", "test"]
     tiny_config["report"]["best_metric"] = "best_valid_loss"
     assert run_spec(tiny_config, tune, 0).eval_every == tiny_config["eval_every"]
+
+
+def schema_node(key: str):
+    """The schema's node of a dotted config key (`<name>`: a mapping's entries); None if none."""
+    from lrstudy.layout import schema
+
+    node = schema()
+    for part in key.split("."):
+        if part == "<name>":
+            node = node.get("additionalProperties")
+        else:
+            node = (node.get("properties") or {}).get(part) if node else None
+        if node is None:
+            return None
+    return node
+
+
+def test_config_readme_states_the_schemas_defaults():
+    """Every default config/README.md's key table writes as a single value is the schema's (the
+    values config/config.yaml sets are said as such in the meaning column)."""
+    rows = re.findall(
+        r"^\| `([\w.<>]+)` \| `([^`|]+)` \|", (ROOT / "config" / "README.md").read_text(), re.M
+    )
+    compared = []
+    for key, written in rows:
+        node = schema_node(key)
+        if node is None or "default" not in node or "…" in written:
+            continue
+        value = yaml.safe_load(written)
+        if isinstance(value, str) and re.fullmatch(r"[\d.]+e-?\d+", value):
+            value = float(value)  # 1e-5: a number as people write it, a string to YAML 1.1
+        assert value == node["default"], (key, written, node["default"])
+        compared.append(key)
+    assert len(compared) >= 30, compared  # the table's single-value defaults, not a few
