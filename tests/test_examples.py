@@ -39,17 +39,31 @@ def configfile(example):
     return f"examples/{example}/config.yaml"
 
 
-# Each example's study and the tests that read it run on one pytest-xdist worker: made once.
+@pytest.fixture(scope="session")
+def example_studies(tmp_path_factory):
+    """example -> its study folder, run once per session on first use (a module-scoped,
+    parametrised fixture would be set up again whenever the test order switches examples)."""
+    done = {}
+
+    def get(example: str):
+        if example not in done:
+            work = fresh_copy(tmp_path_factory.mktemp(example), example)
+            proc = snakemake(
+                "--cores", "2", "--configfile", configfile(example), cwd=work, timeout=900
+            )
+            assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+            done[example] = work
+        return done[example]
+
+    return get
+
+
+# Each example's tests run on one pytest-xdist worker (`--dist loadgroup`): its study is made once.
 @pytest.fixture(
-    scope="module",
-    params=[pytest.param(e, marks=pytest.mark.xdist_group(f"example-{e}")) for e in EXAMPLES],
+    params=[pytest.param(e, marks=pytest.mark.xdist_group(f"example-{e}")) for e in EXAMPLES]
 )
-def study(request, tmp_path_factory):
-    example = request.param
-    work = fresh_copy(tmp_path_factory.mktemp(example), example)
-    proc = snakemake("--cores", "2", "--configfile", configfile(example), cwd=work, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    return example, work
+def study(request, example_studies):
+    return request.param, example_studies(request.param)
 
 
 def headings(text: str) -> list[str]:
