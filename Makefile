@@ -20,11 +20,13 @@ $(STAMP): requirements.txt pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES)
 
-# On every core (pytest-xdist); the tests that share a study or a file's reference runs share a
-# worker (`--dist loadgroup`, marks xdist_group). TEST_WORKERS=0 runs them in this process.
-TEST_WORKERS ?= auto
+# In TEST_WORKERS pytest-xdist workers; each test file (and each test class) is one worker's
+# unit (`--dist loadscope`), so the tests sharing a study or a file's reference runs share them.
+# Twice the cores (at most 8) by default: many tests wait on subprocesses. TEST_WORKERS=0: in
+# this process.
+TEST_WORKERS ?= $(shell n=$$(( 2 * $$(nproc) )); echo $$(( n < 8 ? n : 8 )))
 test: $(STAMP)
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -ra $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope -ra $(PYTEST_ARGS)
 
 # The benchmark (workflow/benchmarks/bench.py), the default study's wall time included; it takes
 # a while: BENCH_ARGS=--no-study leaves the study out, BENCH_ARGS=--tiny is a smoke run.

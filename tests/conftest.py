@@ -230,15 +230,11 @@ def study_raw_config() -> dict:
     return config
 
 
-# The tests that read the shared study run on one pytest-xdist worker (`--dist loadgroup`), so
-# the study is made once.
-SHARED_STUDY = pytest.mark.xdist_group("tiny_study")
-
-
 @pytest.fixture(scope="session")
 def tiny_study(tmp_path_factory) -> Path:
     """The whole workflow on study_raw_config(), both stages, run once per session: its folder.
-    Shared by several tests, so treat it as read-only (copy it to change anything)."""
+    Its tests are in tests/test_study.py, which one pytest-xdist worker runs (`--dist loadscope`);
+    treat it as read-only (copy it to change anything)."""
     folder = copy_workflow(study_raw_config(), tmp_path_factory.mktemp("shared") / "study")
     run_study(folder)
     return folder

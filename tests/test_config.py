@@ -405,17 +405,20 @@ DAG_CASES = [
 ]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "kind, change, key, words", [c for c in CASES if c[0] in DAG_CASES], ids=DAG_CASES
-)
-def test_snakemake_stops_at_dag_build(kind, change, key, words, workflow_copy):
-    """In a copy of the workflow whose config/config.yaml is the bad config: not even a plan."""
-    folder = workflow_copy(edit(change))
-    proc = snakemake("-n", cwd=folder)
-    assert proc.returncode != 0
-    assert f"`{key}`" in proc.stdout + proc.stderr and words in proc.stdout + proc.stderr
-    assert not (folder / "results").exists()  # no job started, nothing written
+class TestDagBuildStops:
+    """A class: a pytest-xdist work unit of its own (`--dist loadscope`)."""
+
+    @pytest.mark.slow
+    @pytest.mark.parametrize(
+        "kind, change, key, words", [c for c in CASES if c[0] in DAG_CASES], ids=DAG_CASES
+    )
+    def test_snakemake_stops_at_dag_build(self, kind, change, key, words, workflow_copy):
+        """In a copy of the workflow whose config/config.yaml is the bad config: not even a plan."""
+        folder = workflow_copy(edit(change))
+        proc = snakemake("-n", cwd=folder)
+        assert proc.returncode != 0
+        assert f"`{key}`" in proc.stdout + proc.stderr and words in proc.stdout + proc.stderr
+        assert not (folder / "results").exists()  # no job started, nothing written
 
 
 def test_numbers_in_command_line_lists_become_numbers():

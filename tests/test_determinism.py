@@ -15,8 +15,7 @@ from .conftest import long_config, spec_of
 
 RUN = "onecycle"  # OneCycleLR also cycles SGD's momentum: the most state of the tiny study's runs
 
-# one pytest-xdist worker runs this file: its tests share the session's reference runs
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("determinism")]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

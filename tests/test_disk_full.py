@@ -25,9 +25,6 @@ from .test_resume import (
     checkpoint_step,
 )
 
-# one pytest-xdist worker runs this file: its tests share the session's reference runs
-pytestmark = pytest.mark.xdist_group("disk_full")
-
 LEFT = 8192  # bytes left free: less than a checkpoint (~0.5 MB) and than steps.csv (~30 kB)
 
 

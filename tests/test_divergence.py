@@ -13,8 +13,7 @@ from lrstudy.config import SELECTION_METRICS
 
 from .conftest import spec_of, study_config
 
-# one pytest-xdist worker runs this file: its tests share the session's reference runs
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("divergence")]
+pytestmark = pytest.mark.slow
 
 RANGE_TEST = "range_test"  # tiny.yaml: 1e-3 to 1e3 over 400 steps, stop_factor 4 (default)
 RUNS = {

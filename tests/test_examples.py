@@ -58,75 +58,85 @@ def example_studies(tmp_path_factory):
     return get
 
 
-# Each example's tests run on one pytest-xdist worker (`--dist loadgroup`): its study is made once.
-@pytest.fixture(
-    params=[pytest.param(e, marks=pytest.mark.xdist_group(f"example-{e}")) for e in EXAMPLES]
-)
-def study(request, example_studies):
-    return request.param, example_studies(request.param)
-
-
 def headings(text: str) -> list[str]:
     return [line.split(" ", 1)[0] for line in text.splitlines() if line.startswith("#")]
 
 
-def test_the_example_runs_end_to_end(study):
-    example, work = study
-    results = work / "results"
-    report = (results / "report" / "report.md").read_text()
-    source = (SHARED / "reference" / "source-report.md").read_text()
-    assert headings(report) == headings(source)  # the source's layout, section for section
-    suggestion = json.loads((results / "runs" / "range_test" / "suggestion.json").read_text())
-    assert suggestion["bounds"]["max_lr"] > 0
-    onecycle = json.loads((results / "runs" / "onecycle" / "seed0" / "run.json").read_text())
-    assert onecycle["auto"], "OneCycleLR's max_lr came from the range test"
-    config = yaml.safe_load((work / configfile(example)).read_text())
-    verdict = (results / "tables" / "verdict.csv").read_text().splitlines()
-    assert len(verdict) == 1 + len(config["families"])
-    assert sum(",reference," in row for row in verdict) == 1
-    # the task and the code that made the numbers
-    assert onecycle["task"] == EXAMPLES[example]
-    model = onecycle["code"]["model.factory"]
-    assert (
-        model["module_file"]
-        == str(work / "examples" / example / model["factory"].split(":")[0].replace(".", "/"))
-        + ".py"
-    )
-    # the HTML report
-    proc = snakemake(
-        "--configfile", configfile(example), "--report", "report.html", cwd=work, timeout=600
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    assert (work / "report.html").stat().st_size > 100_000
+class ExampleTests:
+    """The tests of one example's study; a subclass per example (each class is one pytest-xdist
+    work unit under `--dist loadscope`: its study is made once)."""
+
+    example = ""
+
+    @pytest.fixture
+    def study(self, example_studies):
+        return self.example, example_studies(self.example)
+
+    def test_the_example_runs_end_to_end(self, study):
+        example, work = study
+        results = work / "results"
+        report = (results / "report" / "report.md").read_text()
+        source = (SHARED / "reference" / "source-report.md").read_text()
+        assert headings(report) == headings(source)  # the source's layout, section for section
+        suggestion = json.loads((results / "runs" / "range_test" / "suggestion.json").read_text())
+        assert suggestion["bounds"]["max_lr"] > 0
+        onecycle = json.loads((results / "runs" / "onecycle" / "seed0" / "run.json").read_text())
+        assert onecycle["auto"], "OneCycleLR's max_lr came from the range test"
+        config = yaml.safe_load((work / configfile(example)).read_text())
+        verdict = (results / "tables" / "verdict.csv").read_text().splitlines()
+        assert len(verdict) == 1 + len(config["families"])
+        assert sum(",reference," in row for row in verdict) == 1
+        # the task and the code that made the numbers
+        assert onecycle["task"] == EXAMPLES[example]
+        model = onecycle["code"]["model.factory"]
+        assert (
+            model["module_file"]
+            == str(work / "examples" / example / model["factory"].split(":")[0].replace(".", "/"))
+            + ".py"
+        )
+        # the HTML report
+        proc = snakemake(
+            "--configfile", configfile(example), "--report", "report.html", cwd=work, timeout=600
+        )
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        assert (work / "report.html").stat().st_size > 100_000
+
+    def test_accuracy_only_where_the_task_is_classification(self, study):
+        example, work = study
+        summary = (work / "results" / "tables" / "summary.csv").read_text().splitlines()
+        header = summary[0].split(",")
+        column = header.index("final_valid_accuracy")
+        scheduled = [row.split(",") for row in summary[1:] if ",scheduled," in row]
+        accuracies = {row[column] for row in scheduled}
+        if EXAMPLES[example] == "classification":
+            assert "" not in accuracies
+        else:
+            assert accuracies == {""}
+            record = json.loads(
+                (work / "results" / "runs" / "step" / "seed0" / "run.json").read_text()
+            )
+            assert record["loss"] == "mse" and record["baseline_valid_loss"] > 0
+
+    def test_a_rerun_gives_the_same_bytes(self, study, tmp_path):
+        """The range test and an `auto` run trained again in a second fresh copy."""
+        example, work = study
+        again = fresh_copy(tmp_path, example)
+        targets = [f"results/runs/onecycle/seed{s}/run.json" for s in (0, 1)]
+        proc = snakemake(*targets, "--cores", "2", "--configfile", configfile(example), cwd=again)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        for run in ("range_test", "onecycle"):
+            for seed in (0, 1):
+                for name in ("steps.csv", "evals.csv"):
+                    path = f"results/runs/{run}/seed{seed}/{name}"
+                    assert (again / path).read_bytes() == (work / path).read_bytes(), path
 
 
-def test_accuracy_only_where_the_task_is_classification(study):
-    example, work = study
-    summary = (work / "results" / "tables" / "summary.csv").read_text().splitlines()
-    header = summary[0].split(",")
-    column = header.index("final_valid_accuracy")
-    scheduled = [row.split(",") for row in summary[1:] if ",scheduled," in row]
-    accuracies = {row[column] for row in scheduled}
-    if EXAMPLES[example] == "classification":
-        assert "" not in accuracies
-    else:
-        assert accuracies == {""}
-        record = json.loads((work / "results" / "runs" / "step" / "seed0" / "run.json").read_text())
-        assert record["loss"] == "mse" and record["baseline_valid_loss"] > 0
+class TestBreastCancer(ExampleTests):
+    example = "breast_cancer"
 
 
-def test_a_rerun_gives_the_same_bytes(study, tmp_path):
-    """The range test and an `auto` run trained again in a second fresh copy."""
-    example, work = study
-    again = fresh_copy(tmp_path, example)
-    targets = [f"results/runs/onecycle/seed{s}/run.json" for s in (0, 1)]
-    proc = snakemake(*targets, "--cores", "2", "--configfile", configfile(example), cwd=again)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    for run in ("range_test", "onecycle"):
-        for seed in (0, 1):
-            for name in ("steps.csv", "evals.csv"):
-                path = f"results/runs/{run}/seed{seed}/{name}"
-                assert (again / path).read_bytes() == (work / path).read_bytes(), path
+class TestDiabetes(ExampleTests):
+    example = "diabetes"
 
 
 # ---------------------------------------------------------------------- kill and resume

@@ -19,9 +19,6 @@ from lrstudy.checkpoints import Checkpoints
 from . import synthetic
 from .conftest import JOB_TIMEOUT, job_env, long_config, raw_config, snakemake_cmd, spec_of
 
-# one pytest-xdist worker runs this file: its tests share the session's reference runs
-pytestmark = pytest.mark.xdist_group("faults")
-
 
 @pytest.fixture
 def prepared(digits_data, tmp_path):

@@ -18,9 +18,6 @@ from lrstudy import schedules
 from .conftest import spec_of, study_config
 from .util import ROOT, job_env, snakemake, write_config
 
-# one pytest-xdist worker runs this file: its tests share the session's reference runs
-pytestmark = pytest.mark.xdist_group("modern_schedules")
-
 EPOCHS = 3  # 40 steps per epoch on the digits train split at batch 32: 120 steps per run
 TOTAL = 40 * EPOCHS
 LR = 0.1  # tests/configs/tiny.yaml's SGD lr

@@ -7,26 +7,20 @@ there); tests that compare with it skip, saying so, when it is absent."""
 
 from __future__ import annotations
 
-import base64
 import functools
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from lrstudy import layout, plots, report, report_appendix
 
-from . import report_browser, synthetic
-from .conftest import SHARED_STUDY
+from . import synthetic
 from .test_plots import png_size, read_tables, study_files, synthetic_study
-from .util import ROOT, SHARED, default_config, job_env
+from .util import ROOT, SHARED, default_config
 
 SOURCE = SHARED / "reference" / "source-report.md"
 TEMPLATE = ROOT / "report_template" / "report.md.j2"
@@ -506,140 +500,6 @@ def caption_text(name: str) -> str:
 
 
 # ------------------------------------------------------------------------------------ workflow
-@pytest.mark.slow
-@needs_source
-@SHARED_STUDY
-def test_snakemake_report_and_html(tiny_study, tmp_path):
-    # the shared tiny study (tests/conftest.py), both stages; sections 3 and 4b compare two
-    # gammas and two max_lr, as the source's do. The HTML report and zip go to tmp_path.
-    dst = tiny_study
-    env = job_env()
-    snakemake = [sys.executable, "-m", "snakemake", "--cores", "2"]
-    md = dst / "results" / "report" / "report.md"
-    text = md.read_text()
-
-    # the source's layout; headings and code lines hold the tiny study's numbers (step_size 40)
-    def shape(items):
-        numbers = r"\d+(\.\d+)?(e-?\d+)?"
-        return [
-            ("code",) if kind == "code" else (kind, re.sub(numbers, "N", rest[0]), *rest[1:])
-            for kind, *rest in items
-        ]
-
-    assert shape(skeleton(text)) == shape(skeleton(SOURCE.read_text()))
-    # ... and the study's own values: the config's kwargs, the compared values, and the `auto`
-    # values of cyclic_auto as its job trained with them (its run.json), never `auto`
-    cyclic = json.loads((dst / "results/runs/cyclic_auto/seed0/run.json").read_text())
-    used = cyclic["scheduler"]["kwargs"]
-    lines = text.split("\n")
-    for expected in (
-        "## 2. Decays the learning rate of each parameter group by gamma=0.5 every 40 epochs.",
-        "    lr_scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=40, gamma=0.5)",
-        "    lr_scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.99)",
-        "### Learning rate (comparing different gamma - decaying rate)",
-        "* Compare different max_lr (0.1 vs 0.05)",
-        "        low = math.log2(0.001)",
-        "        high = math.log2(1000)",
-        "    lr_scheduler = torch.optim.lr_scheduler.CyclicLR(optimizer, "
-        f"base_lr={layout.format_value(used['base_lr'])}, "
-        f"max_lr={layout.format_value(used['max_lr'])}, step_size_up=20, step_size_down=40)",
-    ):
-        assert expected in lines, expected
-    assert "auto" not in text
-    for src in image_sources(text):
-        assert png_size(md.parent / src)[0] > 200
-    done = subprocess.run(
-        snakemake + ["--report", str(tmp_path / "report.html")],
-        cwd=dst,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    html = (tmp_path / "report.html").read_text()
-    # Snakemake embeds each file as a data URI:
-    # data:image/png;charset=utf8;filename=NAME.png;base64,...
-    for name in report.FIGURES:
-        found = re.search(rf"filename={re.escape(name)}\.png;base64,([A-Za-z0-9+/=]+)", html)
-        assert found, f"{name}.png is not embedded in report.html"
-        assert (
-            base64.b64decode(found.group(1))
-            == (dst / "results" / "figures" / f"{name}.png").read_bytes()
-        )
-    assert "report.md" in html
-    # every caption of a figure with a band names the interval lrstudy.plots draws (the rule's
-    # params, from lrstudy.layout), as Snakemake embeds the captions (JSON-escaped)
-    band = json.dumps(layout.BAND_TEXT)[1:-1]
-    with_band = [n for n in report.FIGURES if "{{ snakemake.params.band }}" in caption_text(n)]
-    assert len(with_band) >= 15 and html.count(band) >= len(with_band), html.count(band)
-    for caption in ("section 2 of the source report", "best schedule families"):
-        assert caption in html
-    # The same report as a zip (the catalog's `report: true`): report.html plus every figure, byte
-    # for byte
-    done = subprocess.run(
-        snakemake + ["--report", str(tmp_path / "report.zip")],
-        cwd=dst,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    with zipfile.ZipFile(tmp_path / "report.zip") as archive:
-        names = archive.namelist()
-        assert any(n.endswith("/report.html") for n in names), names[:20]
-        for name in report.FIGURES:
-            member = next((n for n in names if n.endswith(f"/{name}.png")), None)
-            assert member, f"{name}.png is not in report.zip"
-            assert (
-                archive.read(member) == (dst / "results" / "figures" / f"{name}.png").read_bytes()
-            )
-        assert any(n.endswith("/report.md") for n in names) and any(
-            n.endswith("/summary.csv") for n in names
-        )
-    # each figure carries its labels (workflow/rules/common.smk: mark_for_report)
-    for name in ("StepDecLR", "compare3bestTestLoss"):
-        assert re.search(rf'"figure":\s*"{name}"', html), f"no label figure={name} in report.html"
-    check_in_browser(tmp_path / "report.html", dst / "results" / "tables", tmp_path)
-
-
-def check_in_browser(page: Path, tables: Path, work: Path) -> None:
-    """The report in headless Chromium, clicked through as a person would: the verdict category
-    shows the verdict page (one row per family, its verdict word) and both verdict figures."""
-    if report_browser.chromium() is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing: .ci/run installs Debian's chromium")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    verdict = pd.read_csv(tables / "verdict.csv")
-    category = layout.VERDICT_CATEGORY
-    shown = report_browser.click_through(
-        page,
-        [category, layout.VERDICT_TABLES, {"row": "verdict and tuning (page)", "icon": "eye"}],
-        work,
-    )
-    assert "error" not in shown, shown["error"]
-    assert [frame.split(";")[2] for frame in shown["frames"]] == ["filename=verdict.html"]
-    dom = report_browser.open_data_uri(shown["frames"][0], work)
-    table = dom.split('id="verdict"')[1].split("</table>")[0]
-    header = re.findall(r"<th>(.*?)</th>", table)
-    rows = [
-        re.findall(r"<td>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", table, re.S)
-    ]
-    shown = [dict(zip(header, cells)) for cells in rows if cells]
-    assert [(row["rank"], row["family"], row["verdict"]) for row in shown] == [
-        (str(r), f, w) for r, f, w in zip(verdict["rank"], verdict["family"], verdict["verdict"])
-    ]
-    for name, kind in layout.VERDICT_FIGURES.items():
-        shown = report_browser.click_through(
-            page, [category, kind, {"row": name, "icon": "eye"}], work
-        )
-        assert "error" not in shown, shown["error"]
-        drawn = [width for src, width in shown["images"] if f"filename={name}.png;" in src]
-        assert drawn and drawn[0] > 0, f"{name}.png is not shown: {shown['images']}"
-
-
-# --------------------------------------------------------------------- code lines that run
 KIND_RUNS = {
     "warmup_cosine": {
         "scheduler": "SequentialLR",

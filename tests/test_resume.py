@@ -27,9 +27,6 @@ from .conftest import (
     validated,
 )
 
-# one pytest-xdist worker runs this file: its tests share the session's reference runs
-pytestmark = pytest.mark.xdist_group("resume")
-
 RUN = "onecycle"  # OneCycleLR cycles SGD's momentum too: scheduler and optimizer state both matter
 STEPS_PER_EPOCH = 1293 // 32  # digits' 1293 training samples in full batches of 32
 OUTPUTS = ("steps.csv", "evals.csv", "run.json")

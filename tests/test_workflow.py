@@ -1,18 +1,16 @@
 """The workflow as a user runs it: the DAG, lint, and whole studies end to end."""
 
-import json
 import re
 import shutil
 import subprocess
 
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from lrstudy.layout import FIGURES, format_value
+from lrstudy.layout import FIGURES
 
-from .conftest import SHARED_STUDY, raw_config, run_study, study_raw_config
+from .conftest import raw_config
 from .util import ROOT, VENV_BIN, snakemake, validated
 
 
@@ -83,101 +81,6 @@ def report_images_are_the_figures(results) -> list[str]:
     return names
 
 
-@pytest.mark.slow
-@SHARED_STUDY
-def test_study_ends_with_the_tuning_and_verdict_tables(tiny_study, workflow_copy):
-    """The tiny study, both stages: a summary row per run and seed; every family on the same grid
-    and seeds; the selected grid point is the family's lowest mean final valid loss (recomputed
-    from the runs' own evals.csv); confirmation seeds disjoint from the tuning seeds; a family's
-    `auto` anchor is the range test's bound moved to its momentum, times the multiplier; the
-    same run trained one seed per job has the bytes it has inside its run's job."""
-    raw = study_raw_config()
-    config = validated(raw)
-    results = tiny_study / "results"
-    summary = pd.read_csv(results / "tables" / "summary.csv")
-    planned = {(r, str(s)) for r in config["runs"] for s in config["seeds"]} | family_runs(config)
-    assert {(r, str(s)) for r, s in zip(summary["run"], summary["seed"])} == planned
-    assert len(summary) == len(planned)
-    tuning = pd.read_csv(results / "tables" / "tuning.csv")
-    final = final_valid_losses(results / "runs")
-    grid, seeds = config["tuning"]["multipliers"], config["tuning"]["seeds"]
-    for family in config["families"]:
-        rows = tuning[tuning["family"] == family]
-        assert sorted(rows["multiplier"]) == sorted(grid)
-        assert set(rows["seeds"]) == {" ".join(map(str, seeds))}
-        means = {
-            row.multiplier: np.mean([final[row.run, s] for s in seeds]) for row in rows.itertuples()
-        }
-        eligible = {m for m, ok in zip(rows["multiplier"], rows["eligible"]) if ok}
-        assert rows.loc[rows["selected"], "multiplier"].tolist() == [
-            min(eligible, key=lambda m: (means[m], m))
-        ]
-    # tuning evaluates what the choice reads, the final valid loss: never the test split, valid
-    # at the start and the end; confirmation runs evaluate as the source's runs do
-    for family in config["families"]:
-        for m in grid:
-            run_dir = results / "runs" / f"tune-{family}-x{m:g}" / "seed0"
-            evals, steps = pd.read_csv(run_dir / "evals.csv"), pd.read_csv(run_dir / "steps.csv")
-            assert set(evals["split"]) == {"valid"}
-            assert sorted(evals["step"]) == [0, len(steps)]
-        evals = pd.read_csv(results / "runs" / f"confirm-{family}" / "seed10" / "evals.csv")
-        assert set(evals["split"]) == {"valid", "test"}
-    verdict = pd.read_csv(results / "tables" / "verdict.csv", keep_default_na=False)
-    confirm = set(config["tuning"]["confirm_seeds"])
-    assert not confirm & set(seeds)
-    for row in verdict.itertuples():
-        assert set(map(int, row.seeds.split())) == confirm and row.n_seeds == len(confirm)
-    assert sorted(verdict["rank"]) == list(range(1, len(config["families"]) + 1))
-    assert set(verdict["verdict"]) <= {"reference", "better", "worse", "equivalent", "undecided"}
-    assert (verdict["verdict"] == "reference").sum() == 1
-    # the onecycle family's `auto` max_lr: the range test's bound x (1 - 0.85) (its peak meets
-    # base_momentum 0.85; the range test trains at momentum 0), x the grid point's multiplier
-    bounds = json.loads((results / "runs" / "range_test" / "suggestion.json").read_text())
-    for m in grid:
-        run = json.loads(
-            (results / "runs" / f"tune-onecycle-x{m:g}" / "seed0" / "run.json").read_text()
-        )
-        assert run["scheduler"]["kwargs"]["max_lr"] == pytest.approx(
-            bounds["bounds"]["max_lr"] * (1 - 0.85) * m, rel=1e-12
-        )
-    # the report shows every figure the study drew for the source's layout
-    shown = report_images_are_the_figures(results)
-    assert {name.removesuffix(".png") for name in shown} == set(FIGURES)
-
-    per_seed = workflow_copy({**raw, "train_jobs": "per_seed"})
-    target = "results/runs/step/seed1/steps.csv"
-    run_study(per_seed, target)
-    assert (per_seed / target).read_bytes() == (tiny_study / target).read_bytes()
-    assert (per_seed / "results" / "logs" / "train" / "step" / "seed1.log").is_file()
-
-
-@pytest.mark.slow
-@SHARED_STUDY
-def test_diverging_range_test_and_auto_bounds_flow_into_the_report(tiny_study):
-    """The tiny study's range test (up to LR 1e3, where LeNet5 blows up on any CPU) ends
-    `diverged`; aggregation, figures and report still succeed, and the `auto` run's code line in
-    the report shows the bounds it trained with."""
-    results = tiny_study / "results"
-    range_run = json.loads((results / "runs" / "range_test" / "seed0" / "run.json").read_text())
-    assert range_run["status"] == "diverged"
-    assert range_run["steps"] < range_run["total_steps"] == 400
-    summary = pd.read_csv(results / "tables" / "summary.csv")
-    assert set(summary.loc[summary["run"] == "range_test", "status"]) == {"diverged"}
-    bounds = json.loads((results / "runs" / "range_test" / "suggestion.json").read_text())["bounds"]
-    auto = json.loads((results / "runs" / "cyclic_auto" / "seed0" / "run.json").read_text())
-    # CyclicLR's floor meets max_momentum 0.9, its peak base_momentum 0.8 (the range test's
-    # momentum is 0)
-    used = auto["scheduler"]["kwargs"]
-    assert used["base_lr"] == pytest.approx(bounds["base_lr"] * 0.1, rel=1e-12)
-    assert used["max_lr"] == pytest.approx(bounds["max_lr"] * 0.2, rel=1e-12)
-    text = (results / "report" / "report.md").read_text()
-    assert (
-        f"CyclicLR(optimizer, base_lr={format_value(used['base_lr'])}, "
-        f"max_lr={format_value(used['max_lr'])}"
-    ) in text
-    assert "ExponentiallyIncLoss.png" in report_images_are_the_figures(results)
-
-
 def test_seeds_list_from_the_command_line_plans_every_seed(workflow_copy):
     """`--config 'seeds=[0,1,2]'` (Snakemake reads the list's items as strings): the plan has the
     run.json of seeds 0, 1 and 2 for every run, and nothing else."""
@@ -206,24 +109,29 @@ def family_runs(config: dict) -> set[tuple[str, str]]:
 SHIPPED = sorted((ROOT / "config").glob("*.yaml"))
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
-def test_each_shipped_config_builds_its_dag(path, workflow_copy):
-    """`snakemake -n --configfile config/X.yaml` plans every run and seed of X and the report, as
-    shipped (mnist and cifar10 download their raw files in the job, so their DAG needs none
-    here)."""
-    config = yaml.safe_load(path.read_text())
-    folder = workflow_copy(config)
-    shutil.copy(path, folder / "config" / path.name)
-    proc = snakemake("-n", "--forceall", "--configfile", f"config/{path.name}", cwd=folder)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    planned = set(re.findall(r"results/runs/([A-Za-z0-9][\w.-]*)/seed(\d+)/run\.json", proc.stdout))
-    assert planned == {
-        (run, str(seed)) for run in config["runs"] for seed in config.get("seeds", [0])
-    } | family_runs(validated(config))
-    # the figures, then the report that shows them
-    assert set(FIGURES) <= set(re.findall(r"results/figures/(\w+)\.png", proc.stdout))
-    assert re.search(r"^\s*output: results/report/report\.md", proc.stdout, re.M)
+class TestShippedConfigs:
+    """A class: a pytest-xdist work unit of its own (`--dist loadscope`)."""
+
+    @pytest.mark.slow
+    @pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+    def test_each_shipped_config_builds_its_dag(self, path, workflow_copy):
+        """`snakemake -n --configfile config/X.yaml` plans every run and seed of X and the
+        report, as shipped (mnist and cifar10 download their raw files in the job, so their DAG
+        needs none here)."""
+        config = yaml.safe_load(path.read_text())
+        folder = workflow_copy(config)
+        shutil.copy(path, folder / "config" / path.name)
+        proc = snakemake("-n", "--forceall", "--configfile", f"config/{path.name}", cwd=folder)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        planned = set(
+            re.findall(r"results/runs/([A-Za-z0-9][\w.-]*)/seed(\d+)/run\.json", proc.stdout)
+        )
+        assert planned == {
+            (run, str(seed)) for run in config["runs"] for seed in config.get("seeds", [0])
+        } | family_runs(validated(config))
+        # the figures, then the report that shows them
+        assert set(FIGURES) <= set(re.findall(r"results/figures/(\w+)\.png", proc.stdout))
+        assert re.search(r"^\s*output: results/report/report\.md", proc.stdout, re.M)
 
 
 def test_catalog_file_claims_what_the_workflow_has():
