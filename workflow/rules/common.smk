@@ -276,7 +276,10 @@ def figure_outputs():
     outputs = [
         # (`report(` may not begin a line in a Snakefile: the parser takes it for the directive)
         mark_for_report(
-            name, layout.caption_for(name, kind), layout.REPORT_CATEGORIES[section], kind
+            name,
+            layout.caption_for(name, kind),
+            layout.REPORT_CATEGORIES[section],
+            kind,
         )
         for section, name, kind in layout.figure_kinds()
     ]
