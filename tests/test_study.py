@@ -164,16 +164,21 @@ def test_snakemake_report_and_html(tiny_study, tmp_path):
     assert "auto" not in text
     for src in image_sources(text):
         assert png_size(md.parent / src)[0] > 200
-    done = subprocess.run(
-        snakemake + ["--report", str(tmp_path / "report.html")],
-        cwd=dst,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    html = (tmp_path / "report.html").read_text()
+
+    def make_report(name: str) -> Path:
+        """`snakemake --report tmp_path/NAME` of the shared study."""
+        done = subprocess.run(
+            [*snakemake, "--report", str(tmp_path / name)],
+            cwd=dst,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr[-4000:]
+        return tmp_path / name
+
+    html = make_report("report.html").read_text()
     # Snakemake embeds each file as a data URI:
     # data:image/png;charset=utf8;filename=NAME.png;base64,...
     for name in report.FIGURES:
@@ -193,16 +198,7 @@ def test_snakemake_report_and_html(tiny_study, tmp_path):
         assert caption in html
     # The same report as a zip (the catalog's `report: true`): report.html plus every figure, byte
     # for byte
-    done = subprocess.run(
-        snakemake + ["--report", str(tmp_path / "report.zip")],
-        cwd=dst,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    with zipfile.ZipFile(tmp_path / "report.zip") as archive:
+    with zipfile.ZipFile(make_report("report.zip")) as archive:
         names = archive.namelist()
         assert any(n.endswith("/report.html") for n in names), names[:20]
         for name in report.FIGURES:
