@@ -18,11 +18,21 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .util import ROOT, job_env, validated  # noqa: F401 (re-exported to the tests)
+from .util import ROOT, RUNNING, job_env, slow_only, validated  # noqa: F401 (re-exported)
 
 TINY = Path(__file__).resolve().parent / "configs" / "tiny.yaml"
 DIGITS = {"name": "digits", "valid_fraction": 0.1, "test_fraction": 0.2, "split_seed": 0}
 JOB_TIMEOUT = 300  # seconds; a training job of the tiny study takes ~10
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """tests/util.py's RUNNING: the test's `slow` mark, set before any fixture of the test."""
+    RUNNING["slow"] = item.get_closest_marker("slow") is not None
+    try:
+        return (yield)
+    finally:
+        RUNNING["slow"] = True
 
 
 # ------------------------------------------------------------------------------------ config
@@ -130,6 +140,7 @@ class Trainer:
         """The `train` rule's command line (without --suggestion), on the session's digits file."""
         from lrstudy.spec import train_argv
 
+        slow_only("a training job")
         return train_argv(spec, data or self.data, out)
 
     def start(self, spec, out: Path, data: Path | None = None, **popen) -> Job:
@@ -198,6 +209,7 @@ def workflow_copy(tmp_path):
 
 
 def snakemake_cmd(*args: str) -> list[str]:
+    slow_only("Snakemake")
     return [sys.executable, "-m", "snakemake", *args]
 
 

@@ -19,6 +19,9 @@ import pytest
 CLUSTER = "lrstudy-ci"  # ClusterName written by .ci/slurm.sh
 IN_CI = os.environ.get("CI") == "true"
 START = "start it with `sudo .ci/slurm.sh start`"
+# The profile's first status check comes 10 s after a submission (a shared cluster's pace); the
+# tests' jobs take seconds, so they ask sooner (a command-line option overrides the profile's).
+QUICK_STATUS = ("--slurm-init-seconds-before-status-checks", "2")
 
 
 def _show_config() -> dict[str, str]:

@@ -396,13 +396,9 @@ def test_slurm_plans_gpus_even_from_a_login_node_without_one():
     assert job_gpus(config, "slurm", 0) == 0
 
 
-DAG_CASES = [
-    "batch_size 0",
-    "unknown scheduler",
-    "kwargs the scheduler does not take",
-    "gamma: half",
-    "Adam betas not a pair",
-]
+# Each stage of the check once (the schema; torch's own refusal): the rest of CASES goes through
+# the same study.validate call, tested in this process above.
+DAG_CASES = ["batch_size 0", "gamma: half"]
 
 
 class TestDagBuildStops:

@@ -237,6 +237,7 @@ def test_the_code_record_names_the_source_its_hash_and_git_commit(package):
     assert factories.provenance(config)["model.factory"]["git_dirty"] is True
 
 
+@pytest.mark.slow
 def test_snakemake_stops_before_any_job(package, workflow_copy):
     """Through `snakemake`: the error names the key, and nothing ran."""
     config = user_config(package, model="seven_outputs")

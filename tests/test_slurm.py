@@ -10,7 +10,7 @@ import yaml
 
 from lrstudy.layout import FIGURES
 
-from .slurm_ci import require_ci_cluster
+from .slurm_ci import QUICK_STATUS, require_ci_cluster
 from .test_workflow import family_runs, report_images_are_the_figures
 from .util import ROOT, snakemake, validated
 
@@ -45,6 +45,7 @@ def study(cluster, tmp_path_factory):
         "tiny.yaml",
         "--config",
         "device=auto",
+        *QUICK_STATUS,
         cwd=work,
         timeout=1500,
     )

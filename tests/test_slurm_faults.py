@@ -17,7 +17,7 @@ import time
 import pytest
 
 from .conftest import JOB_TIMEOUT, job_env, raw_config, spec_of, validated
-from .slurm_ci import require_ci_cluster
+from .slurm_ci import QUICK_STATUS, require_ci_cluster
 from .test_resume import STEPS_PER_EPOCH, assert_no_checkpoints, assert_same_bytes, checkpoint_step
 from .util import VENV_BIN
 
@@ -70,6 +70,7 @@ def test_a_cancelled_training_job_is_retried_and_resumes(
         "--profile",
         "slurm",
         f"results/runs/{RUN}/seed0/run.json",
+        *QUICK_STATUS,
     ]
     log = tmp_path / "snakemake.log"
     with open(log, "w") as handle:

@@ -47,6 +47,7 @@ def test_the_world_is_the_gpus_on_cuda_and_the_procs_elsewhere(device, world):
     assert run_spec(study_config(gpus=2, procs=3), "step", 0).world(device) == world
 
 
+@pytest.mark.slow
 def test_the_rules_run_the_command_line_train_argv_builds(workflow_copy):
     """`snakemake -n -p` for a confirmation run prints the jobs of its range test, its family's
     tuning and its confirmation: each command is train_argv's for the job's specs and folders."""

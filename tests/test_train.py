@@ -111,6 +111,7 @@ def test_tensorboard_event_files_load(digits_data, tmp_path):
 LOSS_RTOL = 1e-3  # 2 ranks sum the same samples' gradients in another order: float rounding only
 
 
+@pytest.mark.slow
 def test_two_gloo_ranks_train_like_one_rank_on_the_same_global_batch(digits_data, tmp_path):
     """2 CPU ranks (torchrun, gloo, batch 16 each) against 1 rank (batch 32): the same LR at every
     step, and the same train loss up to float rounding (relative LOSS_RTOL)."""
@@ -152,6 +153,7 @@ def write_cifar(path, n_train=200, n_test=50, seed=0):
             tar.addfile(member, io.BytesIO(blob))
 
 
+@pytest.mark.slow
 def test_cifar10_resnet18_prepares_and_trains(tmp_path):
     raw = tmp_path / "raw"
     raw.mkdir()

@@ -14,6 +14,7 @@ from .conftest import raw_config
 from .util import ROOT, VENV_BIN, snakemake, validated
 
 
+@pytest.mark.slow
 def test_dry_run_builds_the_default_dag():
     proc = snakemake(
         "-n", "--forceall", "--nolock", "--quiet", "rules"
@@ -41,6 +42,7 @@ def test_dry_run_builds_the_default_dag():
         assert int(counts[rule]) == 1
 
 
+@pytest.mark.slow
 def test_lint_is_clean():
     proc = snakemake("--lint")
     assert proc.returncode == 0 and "Lints for" not in proc.stdout + proc.stderr, proc.stdout[
@@ -81,6 +83,7 @@ def report_images_are_the_figures(results) -> list[str]:
     return names
 
 
+@pytest.mark.slow
 def test_seeds_list_from_the_command_line_plans_every_seed(workflow_copy):
     """`--config 'seeds=[0,1,2]'` (Snakemake reads the list's items as strings): the plan has the
     run.json of seeds 0, 1 and 2 for every run, and nothing else."""

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from snakemake.utils import validate
 
@@ -13,6 +14,18 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 VENV_BIN = Path(sys.executable).parent
+
+
+# The running test's `slow` mark (tests/conftest.py sets it before the test's fixtures): the quick
+# subset, `-m "not slow"`, is the tests that start neither Snakemake nor a training job.
+RUNNING = {"slow": True}
+
+
+def slow_only(what: str) -> None:
+    """Fail a test without the `slow` mark that starts `what` (Snakemake, a training job): each
+    costs seconds of imports, and pyproject.toml's marker says such a test is slow."""
+    if not RUNNING["slow"]:
+        pytest.fail(f"this test starts {what}: mark it @pytest.mark.slow", pytrace=False)
 
 
 def validated(config: dict) -> dict:
@@ -40,6 +53,7 @@ def job_env(env=None) -> dict:
 
 def snakemake(*args, cwd=ROOT, check=False, timeout=900, env=None):
     """Run the snakemake of this venv in the environment of a job (job_env)."""
+    slow_only("Snakemake")
     proc = subprocess.run(
         [str(VENV_BIN / "snakemake"), *map(str, args)],
         cwd=cwd,
