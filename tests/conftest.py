@@ -1,9 +1,10 @@
 """Shared fixtures: the tiny test study, the prepared digits file, training jobs, workflow copies.
 
-Every training job runs as the `train` rule runs it (`python -m lrstudy.train --spec ...`), in a
-subprocess; most of its ~8 s is importing ColossalAI, so uninterrupted reference runs are cached
-per session by spec (`trainer.reference(spec)`) and can be started ahead (`trainer.prefetch`) to
-use both cores of CI.
+A test's own training jobs run as the `train` rule runs them (`python -m lrstudy.train
+--spec ...`), in a subprocess; most of a job's ~7 s is importing ColossalAI. The uninterrupted
+runs they are compared with (`trainer.reference(spec)`) are trained in the test process instead,
+by the function the job calls (`lrstudy.train.train`), once per worker and spec: the import is
+paid once.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ class Job:
 class Trainer:
     def __init__(self, data: Path, root: Path):
         self.data, self.root = data, root
-        self._references: dict[str, Job] = {}
+        self._references: dict[str, Path] = {}
 
     def command(self, spec, out: Path, data: Path | None = None) -> list[str]:
         """The `train` rule's command line (without --suggestion), on the session's digits file."""
@@ -149,39 +150,26 @@ class Trainer:
     def run(self, spec, out: Path, data: Path | None = None) -> Job:
         return self.start(spec, out, data).wait()
 
-    def _key(self, spec) -> str:
+    def reference(self, spec) -> Path:
+        """The run folder of one uninterrupted run of `spec`, trained in this process as the job
+        trains each seed, its finished-seed copies cleared as the job's end clears them (shared by
+        the worker's tests: treat as read-only)."""
+        from lrstudy import finished, train
         from lrstudy.spec import spec_hash
 
-        return spec_hash(spec)
-
-    def prefetch(self, *specs) -> None:
-        """Start the uninterrupted reference runs of `specs` in the background."""
-        for spec in specs:
-            key = self._key(spec)
-            if key not in self._references:
-                self._references[key] = self.start(
-                    spec, self.root / "references" / f"{spec.run}-seed{spec.seed}-{key}"
-                )
-
-    def reference(self, spec) -> Path:
-        """The run folder of one uninterrupted run of `spec` (shared by the session: treat as
-        read-only)."""
-        self.prefetch(spec)
-        return self._references[self._key(spec)].wait().out
-
-    def close(self) -> None:
-        """Stop the references nobody waited for (a test failed before it needed them)."""
-        for job in self._references.values():
-            if job.proc.poll() is None:
-                job.proc.kill()
-                job.proc.wait()
+        slow_only("a training job")
+        key = spec_hash(spec)
+        if key not in self._references:
+            out = self.root / "references" / f"{spec.run}-seed{spec.seed}-{key}"
+            train.train(spec, self.data, out)
+            finished.clear(out)
+            self._references[key] = out
+        return self._references[key]
 
 
 @pytest.fixture(scope="session")
 def trainer(digits_data, tmp_path_factory):
-    trainer = Trainer(digits_data, tmp_path_factory.mktemp("train"))
-    yield trainer
-    trainer.close()
+    return Trainer(digits_data, tmp_path_factory.mktemp("train"))
 
 
 # ------------------------------------------------------------------------------ the workflow

@@ -19,10 +19,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def specs(trainer):
+def specs():
     config = long_config()
     seed0, seed1 = spec_of(config, RUN, 0), spec_of(config, RUN, 1)
-    trainer.prefetch(seed0, seed1)  # shared with test_resume
     return seed0, seed1
 
 

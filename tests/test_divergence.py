@@ -34,10 +34,9 @@ RUNS = {
 
 
 @pytest.fixture(scope="module")
-def specs(trainer):
+def specs():
     config = study_config(runs=RUNS)
     specs = {name: spec_of(config, name, 0) for name in (RANGE_TEST, *RUNS)}
-    trainer.prefetch(*specs.values())
     return specs
 
 

@@ -34,11 +34,9 @@ CKPT_FILES = ("model.pt", "optimizer.pt", "scheduler.pt", "state.pt")
 
 
 @pytest.fixture(scope="module")
-def specs(trainer):
+def specs():
     config = long_config()
     seed0, seed1 = spec_of(config, RUN, 0), spec_of(config, RUN, 1)
-    # the uninterrupted references, beside the tests' own jobs
-    trainer.prefetch(seed0, seed1, seed0.replace(keep_checkpoints=True))
     return seed0, seed1
 
 
@@ -282,7 +280,6 @@ def test_snakemake_reruns_a_killed_job_from_its_checkpoint(
     raw = raw_config()  # the tiny study as written; its range test runs 400 steps
     run = "range_test"  # resumes the smoother and the best loss too, which decide where it stops
     spec = spec_of(validated(raw), run, 0)
-    trainer.prefetch(spec)
     study = study_with_data(workflow_copy(raw), digits_data)
     folder = study / "results" / "runs" / run / "seed0"
     target = f"results/runs/{run}/seed0/run.json"
@@ -321,7 +318,6 @@ def test_a_job_killed_in_its_third_seed_keeps_the_two_it_finished(
     raw = raw_config(seeds=[0, 1, 2], runs={})
     run = "step"
     specs = [spec_of(validated(raw), run, seed) for seed in (0, 1, 2)]
-    trainer.prefetch(*specs)
     study = study_with_data(workflow_copy(raw), digits_data)
     folders = [study / "results" / "runs" / run / f"seed{seed}" for seed in (0, 1, 2)]
     target = f"results/runs/{run}/seed2/run.json"

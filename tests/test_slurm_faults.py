@@ -57,7 +57,6 @@ def test_a_cancelled_training_job_is_retried_and_resumes(
 ):
     raw = raw_config(**LONGER)
     spec = spec_of(validated(raw), RUN, 0)
-    trainer.prefetch(spec)
     study = workflow_copy(raw)
     (study / "results" / "data").mkdir(parents=True)
     for suffix in (".pt", ".json"):  # the prepared data, so that only `train` runs
