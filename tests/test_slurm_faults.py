@@ -49,12 +49,25 @@ def jobs_of(study) -> list[str]:
     return [" ".join(line.split()[:2]) for line in shown.splitlines() if str(study) in line]
 
 
-@pytest.mark.parametrize(
-    "cancel, caught", [(["--signal=USR1"], "SIGUSR1"), ([], "SIGTERM")], ids=["USR1", "plain"]
-)
-def test_a_cancelled_training_job_is_retried_and_resumes(
-    cluster, cancel, caught, trainer, workflow_copy, digits_data, tmp_path
-):
+# Two classes, not one parametrised test: each is a pytest-xdist unit of its own (`--dist
+# loadscope`), so the two cancellations, which mostly wait on SLURM, wait side by side.
+class TestUSR1:
+    def test_a_cancelled_training_job_is_retried_and_resumes(
+        self, cluster, trainer, workflow_copy, digits_data, tmp_path
+    ):
+        cancelled_job_resumes(
+            ["--signal=USR1"], "SIGUSR1", trainer, workflow_copy, digits_data, tmp_path
+        )
+
+
+class TestPlainCancel:
+    def test_a_cancelled_training_job_is_retried_and_resumes(
+        self, cluster, trainer, workflow_copy, digits_data, tmp_path
+    ):
+        cancelled_job_resumes([], "SIGTERM", trainer, workflow_copy, digits_data, tmp_path)
+
+
+def cancelled_job_resumes(cancel, caught, trainer, workflow_copy, digits_data, tmp_path):
     raw = raw_config(**LONGER)
     spec = spec_of(validated(raw), RUN, 0)
     study = workflow_copy(raw)
