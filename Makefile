@@ -21,12 +21,13 @@ run: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES)
 
 # In TEST_WORKERS pytest-xdist workers; each test file (and each test class) is one worker's
-# unit (`--dist loadscope`), so the tests sharing a study or a file's reference runs share them.
-# Twice the cores (at most 8) by default: many tests wait on subprocesses. TEST_WORKERS=0: in
-# this process.
-TEST_WORKERS ?= $(shell n=$$(( 2 * $$(nproc) )); echo $$(( n < 8 ? n : 8 )))
+# unit (`--dist loadscope`), so the tests sharing a study or a file's reference runs share them,
+# handed out longest first (tests/conftest.py LONG_UNITS; `--no-loadscope-reorder` keeps that
+# order). One worker a core (at most 8) by default: the suite is CPU-bound, and on 2 cores 3 or 4
+# workers took longer than 2. TEST_WORKERS=0: in this process.
+TEST_WORKERS ?= $(shell n=$$(nproc); echo $$(( n < 8 ? n : 8 )))
 test: $(STAMP)
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope -ra $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder -ra $(PYTEST_ARGS)
 
 # The benchmark (workflow/benchmarks/bench.py), the default study's wall time included; it takes
 # a while: BENCH_ARGS=--no-study leaves the study out, BENCH_ARGS=--tiny is a smoke run.

@@ -26,6 +26,25 @@ DIGITS = {"name": "digits", "valid_fraction": 0.1, "test_fraction": 0.2, "split_
 JOB_TIMEOUT = 300  # seconds; a training job of the tiny study takes ~10
 
 
+# The longest work units first: with `--no-loadscope-reorder` (Makefile) pytest-xdist hands units
+# out in collection order, and a unit that mostly waits on SLURM or runs a whole study must not be
+# the last one started. The rest keep their order.
+LONG_UNITS = (
+    "test_slurm.py",
+    "test_slurm_faults.py",
+    "test_examples.py",
+    "test_study.py",
+    "test_slurm_factories.py",
+    "test_bench.py",
+    "test_resume.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONG_UNITS)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_UNITS)))
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     """tests/util.py's RUNNING: the test's `slow` mark, set before any fixture of the test."""
