@@ -12,6 +12,7 @@ import subprocess
 import pytest
 import yaml
 
+from .conftest import snakemake_cmd
 from .test_resume import kill_after_checkpoint
 from .util import ROOT, SHARED, job_env, snakemake
 
@@ -152,9 +153,7 @@ def test_a_killed_job_resumes_with_the_bytes_of_an_unbroken_run(tmp_path):
     config = ["--config", *LONG, f"dataset={{loader: {loader}}}"]
     target = "results/runs/step/seed0/run.json"
     reference, killed = (fresh_copy(tmp_path / n, example) for n in ("reference", "killed"))
-    command = [
-        "snakemake", target, "--cores", "1", "--configfile", configfile(example), *config
-    ]  # fmt: skip
+    command = snakemake_cmd(target, "--cores", "1", "--configfile", configfile(example), *config)
     unbroken = subprocess.Popen(
         command, cwd=reference, env=job_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from lrstudy import layout, report
 from lrstudy.layout import FIGURES, format_value
 
 from . import report_browser
-from .conftest import run_study, study_raw_config
+from .conftest import run_study, snakemake_cmd, study_raw_config
 from .test_plots import png_size
 from .test_report import SOURCE, caption_text, image_sources, needs_source, skeleton
 from .test_workflow import family_runs, final_valid_losses, report_images_are_the_figures
@@ -130,7 +129,7 @@ def test_snakemake_report_and_html(tiny_study, tmp_path):
     # gammas and two max_lr, as the source's do. The HTML report and zip go to tmp_path.
     dst = tiny_study
     env = job_env()
-    snakemake = [sys.executable, "-m", "snakemake", "--cores", "2"]
+    snakemake = snakemake_cmd("--cores", "2")
     md = dst / "results" / "report" / "report.md"
     text = md.read_text()
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from lrstudy import data, optimizers, train
-from lrstudy.spec import run_spec, train_argv
+from lrstudy.spec import run_spec
 
 from .util import default_config
 
@@ -112,12 +112,14 @@ LOSS_RTOL = 1e-3  # 2 ranks sum the same samples' gradients in another order: fl
 
 
 @pytest.mark.slow
-def test_two_gloo_ranks_train_like_one_rank_on_the_same_global_batch(digits_data, tmp_path):
+def test_two_gloo_ranks_train_like_one_rank_on_the_same_global_batch(
+    trainer, digits_data, tmp_path
+):
     """2 CPU ranks (torchrun, gloo, batch 16 each) against 1 rank (batch 32): the same LR at every
     step, and the same train loss up to float rounding (relative LOSS_RTOL)."""
     spec = short_spec(procs=2, epochs=2, device="cpu")
     out = tmp_path / "run"
-    cmd = train_argv(spec, digits_data, out)
+    cmd = trainer.command(spec, out)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = json.loads((out / "run.json").read_text())
