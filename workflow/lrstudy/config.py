@@ -8,6 +8,7 @@ against the machine. Every error names the config key.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -149,7 +150,11 @@ def all_runs(config) -> dict[str, dict]:
 
 
 def definition(config, name: str) -> dict:
-    return config["runs"][name] if name in config["runs"] else all_runs(config)[name]
+    """Run `name`'s `runs.<name>` entry: the config's own, or a family's tuning or confirmation
+    run (KeyError for any other name)."""
+    if name in config["runs"]:
+        return config["runs"][name]
+    return families.definition(config, *families.family_run_names(config)[name])
 
 
 def range_runs(config) -> list[str]:
@@ -233,6 +238,7 @@ def check(config, executor: str | None = "local", local_gpus: int = 0) -> None:
     """Raise ConfigError (naming the key) for anything the schema cannot see. With executor None
     the device checks are left out (the workflow runs them once it knows its executor)."""
     check_families(config)
+    checked = set()  # each distinct optimizer is dry-built once, under the first key that names it
     for name, run in checked_runs(config):
         key = config_key(config, name)
         try:  # the schedule's kind checks it (lrstudy.schedules)
@@ -243,7 +249,9 @@ def check(config, executor: str | None = "local", local_gpus: int = 0) -> None:
             ("optimizer", config["optimizer"]),
             (f"{key}.optimizer", run.get("optimizer")),
         ):
-            if optimizer is not None:
+            seen = json.dumps(optimizer, sort_keys=True, default=str)
+            if optimizer is not None and seen not in checked:
+                checked.add(seen)
                 try:
                     optimizers.check_optimizer(optimizer["name"], optimizer.get("kwargs", {}))
                 except schedules.ScheduleError as error:

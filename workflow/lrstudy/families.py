@@ -63,17 +63,23 @@ def definition(config: dict, family: str, multiplier) -> dict:
     return run
 
 
-def family_runs(config: dict) -> dict[str, dict]:
-    """Every tuning and confirmation run of the study's families, by run name."""
-    runs = {}
+def family_run_names(config: dict) -> dict[str, tuple[str, float | str]]:
+    """Every tuning and confirmation run's name -> (family, multiplier): names only, so that the
+    DAG build's many lookups of one run do not build every run's definition."""
+    names = {}
     for family in config.get("families", {}):
         for multiplier in config["tuning"]["multipliers"]:
-            runs[tuning_run(family, multiplier)] = definition(config, family, multiplier)
-        runs[confirmation_run(family)] = definition(config, family, SELECTED)
-    return runs
+            names[tuning_run(family, multiplier)] = (family, multiplier)
+        names[confirmation_run(family)] = (family, SELECTED)
+    return names
+
+
+def family_runs(config: dict) -> dict[str, dict]:
+    """Every tuning and confirmation run of the study's families, by run name."""
+    return {name: definition(config, *found) for name, found in family_run_names(config).items()}
 
 
 def family_of(run: str, config: dict) -> str | None:
     """The family whose tuning or confirmation run `run` is (None for the config's own runs)."""
-    found = family_runs(config).get(run)
-    return found["tuning"]["family"] if found else None
+    found = family_run_names(config).get(run)
+    return found[0] if found else None
