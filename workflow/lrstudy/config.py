@@ -150,11 +150,7 @@ def all_runs(config) -> dict[str, dict]:
 
 
 def definition(config, name: str) -> dict:
-    """Run `name`'s `runs.<name>` entry: the config's own, or a family's tuning or confirmation
-    run (KeyError for any other name)."""
-    if name in config["runs"]:
-        return config["runs"][name]
-    return families.definition(config, *families.family_run_names(config)[name])
+    return config["runs"][name] if name in config["runs"] else families.run_definition(config, name)
 
 
 def range_runs(config) -> list[str]:
@@ -211,9 +207,7 @@ def check_auto(config) -> None:
                 key,
                 f"{chosen!r} is not a range-test run; range tests: {', '.join(tests) or 'none'}",
             )
-    for name in all_runs(config):
-        if not uses_auto(config, name):
-            continue
+    for name in [name for name in all_runs(config) if uses_auto(config, name)]:
         key = config_key(config, name)
         if not tests:
             raise ConfigError(key, "uses `auto` but no run is a range_test to take it from")
@@ -223,8 +217,7 @@ def check_auto(config) -> None:
             raise ConfigError(
                 f"{key}.auto_from",
                 f"run {name!r} trains with {ours} but takes `auto` from range test {source!r}, "
-                f"which uses {theirs}; "
-                f"add a range test with {ours} (or set `auto_from` to one)",
+                f"which uses {theirs}; add a range test with {ours} (or set `auto_from` to one)",
             )
 
 

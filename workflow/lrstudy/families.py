@@ -79,6 +79,11 @@ def family_runs(config: dict) -> dict[str, dict]:
     return {name: definition(config, *found) for name, found in family_run_names(config).items()}
 
 
+def run_definition(config: dict, name: str) -> dict:
+    """A tuning or confirmation run's definition, from its name (KeyError for any other name)."""
+    return definition(config, *family_run_names(config)[name])
+
+
 def family_of(run: str, config: dict) -> str | None:
     """The family whose tuning or confirmation run `run` is (None for the config's own runs)."""
     found = family_run_names(config).get(run)
