@@ -9,6 +9,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,26 @@ def test_tiny_and_repeat_flags():
     assert bench.parse_args([]).repeats >= 3
     with pytest.raises(SystemExit):
         bench.parse_args(["--repeats", "2"])
+
+
+def test_steady_seconds_times_the_epochs_after_the_first(tmp_path, digits_data, monkeypatch):
+    """A stall in the first epoch is left out of the span, one in the second is inside it, and
+    the span counts the steps between the second epoch's first batch and the run's last: one run
+    timed from within, never two runs' times differenced (which a busy machine turned negative)."""
+    from lrstudy import inputs
+
+    from .conftest import spec_of, study_config
+
+    stall = {0: 2.0, 1: 0.3}  # seconds slept before the epoch's first batch: 2 s >> 39 steps
+    plain = inputs.shuffled_batches
+
+    def stalling(x, y, spec, epoch, runtime):
+        time.sleep(stall.get(epoch, 0.0))
+        yield from plain(x, y, spec, epoch, runtime)
+
+    monkeypatch.setattr(inputs, "shuffled_batches", stalling)
+    spec = spec_of(study_config(), "step", eval_every=10_000, checkpoint_every=0)
+    seconds, steps = bench.steady_seconds(spec, digits_data, tmp_path, epochs=2)
+    steps_per_epoch = 1293 // spec.batch_size  # tiny.yaml's digits split: 1293 training samples
+    assert steps == steps_per_epoch - 1
+    assert stall[1] <= seconds < stall[0] + stall[1]

@@ -13,12 +13,13 @@ on every other round), warm-up excluded, the median over rounds reported:
   plain      a plain PyTorch loop: LeNet5, SGD, CrossEntropyLoss, index-gather batches from
              in-memory tensors (a fresh permutation every epoch)
   ours       lrstudy.train.train() itself, ColossalAI's Booster + OptimizerWrapper included: two
-             runs of E1 and E2 epochs, ms/step = (loop_seconds(E2) - loop_seconds(E1)) / steps
-             between them, so set-up and the first and last evaluations cancel out
+             run of 1 + E epochs, ms/step = seconds from the loop's request for the second epoch's
+             first batch to its request for the last batch / the steps between, so set-up, the
+             first epoch and the final evaluation are left out
   loader     the same train.train() fed by the source-style pipeline: torchvision's MNIST dataset
              (IDX files written from the digits data) with per-sample Resize(32), ToTensor(),
              Normalize through a DataLoader (num_workers=0), passed as train(batches=...);
-             differenced the same way
+             timed the same way
   mem-input  the in-memory input path alone (permutation + gather; samples/s, no model)
   dl-input   the DataLoader input path alone
 
@@ -151,28 +152,39 @@ def plain_seconds(x, y, num_classes: int, spec: Spec, steps: int, warmup: int) -
     return time.perf_counter() - started
 
 
-def train_loop_seconds(
+def steady_seconds(
     spec: Spec, data_path: Path, work: Path, epochs: int, loader=None
 ) -> tuple[float, int]:
-    """(loop_seconds, steps) of one in-process train.train() run of `epochs` epochs."""
+    """(seconds, steps) of one in-process train.train() run past its first epoch: from the loop's
+    request for the second epoch's first batch to its request for the run's last batch. Every
+    step between is whole (its batch, its step, an evaluation or checkpoint where the spec has
+    one); set-up, the first epoch and the last step's final evaluation are left out. One run: the
+    span cannot come out negative however loaded the machine is (two runs' loop times
+    differenced could, and did, on a busy CI machine)."""
     from lrstudy import inputs, train
 
     out = Path(tempfile.mkdtemp(prefix="run-", dir=work))
-    batches = loader_fed(loader) if loader is not None else inputs.shuffled_batches
+    source = loader_fed(loader) if loader is not None else inputs.shuffled_batches
+    requested = []  # when the loop asked for each batch it got
+
+    def batches(x, y, spec, epoch, runtime):
+        epoch_batches = source(x, y, spec, epoch, runtime)
+        while True:
+            asked = time.perf_counter()
+            batch = next(epoch_batches, None)
+            if batch is None:
+                return
+            requested.append(asked)
+            yield batch
+
     with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
         result = train.train(spec.replace(epochs=epochs), data_path, out, batches=batches)
     # a timing needs every step run; a run that trained them all but never learned (collapsed,
     # as a short run on the small digits set may) times the same
     if result["status"] not in ("completed", "collapsed"):
         raise RuntimeError(f"benchmark run {out} ended {result['status']}")
-    return result["loop_seconds"], result["steps"]
-
-
-def differenced(spec, data_path, work, short: int, long: int, loader=None) -> tuple[float, int]:
-    """Seconds and steps between a `short`- and a `long`-epoch run of train.train()."""
-    s1, n1 = train_loop_seconds(spec, data_path, work, short, loader)
-    s2, n2 = train_loop_seconds(spec, data_path, work, long, loader)
-    return s2 - s1, n2 - n1
+    first = result["steps_per_epoch"]
+    return requested[-1] - requested[first], len(requested) - 1 - first
 
 
 def input_seconds(next_batch, batches: int, min_seconds: float) -> tuple[float, int]:
@@ -315,7 +327,7 @@ class Setup:
 @dataclass
 class Plan:
     """One batch size: the measured spec (no evaluation, no checkpoints), the spec as the config
-    sets it, the epochs between the short and the long run, the steps measured, the DataLoader."""
+    sets it, the epochs measured after the first, the steps in them, the DataLoader."""
 
     batch: int
     spec: Spec
@@ -332,23 +344,23 @@ def measure_plain(s: Setup, plan: Plan, warm: bool) -> tuple[float, int]:
     return plain_seconds(s.x, s.y, s.meta["num_classes"], plan.spec, steps, warmup), steps
 
 
-def _epochs(plan: Plan, warm: bool) -> tuple[int, int]:
-    return 1, 1 + (1 if warm else plan.extra)
+def _epochs(plan: Plan, warm: bool) -> int:
+    return 1 + (1 if warm else plan.extra)
 
 
 def measure_ours(s: Setup, plan: Plan, warm: bool) -> tuple[float, int]:
     """(b) train.train() with its own input path (inputs.shuffled_batches)."""
-    return differenced(plan.spec, s.data_path, s.work, *_epochs(plan, warm))
+    return steady_seconds(plan.spec, s.data_path, s.work, _epochs(plan, warm))
 
 
 def measure_loader(s: Setup, plan: Plan, warm: bool) -> tuple[float, int]:
     """(c) train.train() fed by the source-style DataLoader (train(batches=...))."""
-    return differenced(plan.spec, s.data_path, s.work, *_epochs(plan, warm), plan.loader)
+    return steady_seconds(plan.spec, s.data_path, s.work, _epochs(plan, warm), plan.loader)
 
 
 def measure_configured(s: Setup, plan: Plan, warm: bool) -> tuple[float, int]:
     """(b') train.train() with evaluation and checkpoints as the config sets them."""
-    return differenced(plan.config_spec, s.data_path, s.work, *_epochs(plan, warm))
+    return steady_seconds(plan.config_spec, s.data_path, s.work, _epochs(plan, warm))
 
 
 def measure_mem_input(s: Setup, plan: Plan, warm: bool) -> tuple[float, int]:
@@ -554,13 +566,13 @@ def bench(args) -> dict:
         plans = {}
         for batch in args.batch_sizes:
             steps_per_epoch = len(x) // batch
-            extra = max(1, round(args.steps / steps_per_epoch))  # epochs between short and long
+            extra = max(1, round(args.steps / steps_per_epoch))  # epochs timed after the first
             plans[batch] = Plan(
                 batch,
                 measured.replace(batch_size=batch),
                 base.replace(batch_size=batch),
                 extra,
-                extra * steps_per_epoch,
+                extra * steps_per_epoch - 1,  # what steady_seconds times: every kind times as many
                 source_loader(mnist_root, meta, batch),
             )
         report["results"] = measure_steps(setup, plans)
