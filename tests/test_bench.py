@@ -116,7 +116,7 @@ def test_steady_seconds_times_the_epochs_after_the_first(tmp_path, digits_data, 
 
     from .conftest import spec_of, study_config
 
-    stall = {0: 2.0, 1: 0.3}  # seconds slept before the epoch's first batch: 2 s >> 39 steps
+    stall = {0: 1.0, 1: 0.3}  # seconds slept before the epoch's first batch: 1 s >> 39 steps
     plain = inputs.shuffled_batches
 
     def stalling(x, y, spec, epoch, runtime):
