@@ -108,6 +108,7 @@ def test_tiny_and_repeat_flags():
         bench.parse_args(["--repeats", "2"])
 
 
+@pytest.mark.slow  # trains in-process: ~7 s with the worker's ColossalAI import
 def test_steady_seconds_times_the_epochs_after_the_first(tmp_path, digits_data, monkeypatch):
     """A stall in the first epoch is left out of the span, one in the second is inside it, and
     the span counts the steps between the second epoch's first batch and the run's last: one run
