@@ -127,6 +127,7 @@ def test_steady_seconds_times_the_epochs_after_the_first(tmp_path, digits_data, 
     monkeypatch.setattr(inputs, "shuffled_batches", stalling)
     spec = spec_of(study_config(), "step", eval_every=10_000, checkpoint_every=0)
     seconds, steps = bench.steady_seconds(spec, digits_data, tmp_path, epochs=2)
-    steps_per_epoch = 1293 // spec.batch_size  # tiny.yaml's digits split: 1293 training samples
+    train_samples = json.loads(digits_data.with_suffix(".json").read_text())["sizes"]["train"]
+    steps_per_epoch = train_samples // spec.batch_size
     assert steps == steps_per_epoch - 1
     assert stall[1] <= seconds < stall[0] + stall[1]

@@ -12,7 +12,7 @@ on every other round), warm-up excluded, the median over rounds reported:
 
   plain      a plain PyTorch loop: LeNet5, SGD, CrossEntropyLoss, index-gather batches from
              in-memory tensors (a fresh permutation every epoch)
-  ours       lrstudy.train.train() itself, ColossalAI's Booster + OptimizerWrapper included: two
+  ours       lrstudy.train.train() itself, ColossalAI's Booster + OptimizerWrapper included: one
              run of 1 + E epochs, ms/step = seconds from the loop's request for the second epoch's
              first batch to its request for the last batch / the steps between, so set-up, the
              first epoch and the final evaluation are left out
