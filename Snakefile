@@ -1,7 +1,8 @@
 # LR schedule study: LeNet5 with ColossalAI under an LR range test and torch's schedulers.
 # Stages: prepare data -> one training job per run (its seeds), range-test suggestions -> per
-# schedule family a tuning job (the LR grid), the chosen setting, a confirmation job -> the tables
-# and the verdict -> figures -> the Markdown report (and `snakemake --report report.html`).
+# schedule family a tuning job (the LR grid; points beyond its edge where the pick sits there),
+# the chosen setting, a confirmation job per look (more seeds while a family is undecided) -> the
+# tables and the verdict -> figures -> the Markdown report (and `snakemake --report report.html`).
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -29,6 +30,8 @@ localrules:
     all,
     prepare_data,
     select_setting,
+    settle_setting,
+    judge_look,
     suggest_lr,
     combine_suggestions,
     aggregate,

@@ -45,8 +45,29 @@ def test_the_mean_baseline_is_the_loss_of_predicting_the_training_mean():
 
     valid_y = torch.tensor([0.0, 2.0, 4.0])
     dataset = {
-        "meta": {"target_mean": 1.0, "task": "regression"},
+        "meta": {"target_mean": 1.0, "task": "regression", "image_shape": [2]},
         "valid": (torch.zeros(3, 2), valid_y),
+        "test": (torch.zeros(2, 2), torch.tensor([1.0, 3.0])),
     }
-    baseline = evaluation.mean_baseline(dataset, losses.batch_sum("mse"), "cpu")
+    chance = evaluation.chance_levels(dataset, losses.batch_sum("mse"), "cpu")
+    baseline = chance["valid"]["baseline"]
     assert baseline == pytest.approx(((0 - 1) ** 2 + (2 - 1) ** 2 + (4 - 1) ** 2) / 3)
+    assert chance["test"] == {"loss": pytest.approx(2.0), "accuracy": None, "baseline": 2.0}
+
+
+def test_chance_predicts_the_training_class_frequencies():
+    from lrstudy import losses
+
+    dataset = {  # training classes 0, 0, 0, 1: p = (3/4, 1/4, 0 -> 0.5/4 before renormalising)
+        "meta": {"task": "classification", "num_classes": 3, "image_shape": [1]},
+        "train": (torch.zeros(4, 1), torch.tensor([0, 0, 0, 1])),
+        "valid": (torch.zeros(2, 1), torch.tensor([0, 1])),
+        "test": (torch.zeros(2, 1), torch.tensor([1, 2])),
+    }
+    chance = evaluation.chance_levels(dataset, losses.batch_sum("cross_entropy"), "cpu")
+    p = torch.tensor([3.0, 1.0, 0.5]) / 4  # log-probabilities up to softmax's normalisation
+    p = p / p.sum()
+    assert chance["valid"]["accuracy"] == 0.5 and chance["test"]["accuracy"] == 0.0
+    expected = -(torch.log(p[1]) + torch.log(p[2])).item() / 2
+    assert chance["test"]["loss"] == pytest.approx(expected, rel=1e-6)
+    assert chance["test"]["baseline"] is None

@@ -5,8 +5,8 @@ results/tables/evals.csv    run, seed, step, epoch, split, loss, accuracy
 results/tables/summary.csv  one row per run and seed (SUMMARY_FIELDS)
 results/tables/tuning.csv   every family's grid points on the tuning seeds, the chosen one marked
 results/tables/verdict.csv  every family at its chosen setting on the confirmation seeds against
-                            #1, with its verdict word (lrstudy.verdict)
-results/tables/best.csv     the verdict's first `best_count` families (the best section's runs)
+                            tuning's pick, with its verdict word (lrstudy.verdict)
+results/tables/best.csv     the `best_count` first families by rank (the best section's runs)
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from lrstudy import faults, io, verdict, verdict_page
-from lrstudy.families import confirmation_run
+from lrstudy import faults, io, tuning, verdict, verdict_page
+from lrstudy.families import CYCLED, confirmation_run
 from lrstudy.io import atomic_path
 from lrstudy.layout import format_value
 
@@ -41,6 +41,8 @@ SUMMARY_FIELDS = [
     "test_loss",
     "test_accuracy",
     "steps_to_target",
+    "chance_test_loss",
+    "chance_test_accuracy",
     "wall_seconds",
 ]
 
@@ -53,6 +55,7 @@ def summarise(run: dict, steps: pd.DataFrame, evals: pd.DataFrame, target: float
     reached = valid[valid["loss"] <= target]
     last = lambda frame, column: float(frame[column].iloc[-1]) if len(frame) else math.nan  # noqa: E731
     tuning = run["spec"].get("tuning") or {}
+    chance = (run.get("chance") or {}).get("test") or {}
     return {
         "run": run["run"],
         "seed": run["seed"],
@@ -71,6 +74,8 @@ def summarise(run: dict, steps: pd.DataFrame, evals: pd.DataFrame, target: float
         "test_loss": last(test, "loss"),
         "test_accuracy": last(test, "accuracy"),
         "steps_to_target": int(reached["step"].iloc[0]) if len(reached) else None,
+        "chance_test_loss": chance.get("loss"),
+        "chance_test_accuracy": chance.get("accuracy"),
         "wall_seconds": run["wall_seconds"],
     }
 
@@ -122,21 +127,44 @@ BEST_FIELDS = [
     "ci_low",
     "ci_high",
     "verdict",
-    "p_rank1",
+    "could_be_best",
 ]
 
 
-def verdict_tables(steps, summary, selection_files, settings: dict, test_size: int, best_count):
-    """tuning.csv, verdict.csv and best.csv (the `best_count` first families of the verdict, at
-    their confirmation runs) from the families' selections and the summary."""
+def summarise_runs(run_files) -> pd.DataFrame:
+    """The summary table alone of the run folders of `run_files`."""
+    return aggregate(run_files, target=math.inf)[2]
+
+
+def read_selections(paths) -> dict[str, dict]:
+    """{family: its tuning selection} from the select stage's files."""
     selections = {}
-    for path in selection_files:
+    for path in paths:
         selection = json.loads(Path(path).read_text())
         selections[selection["family"]] = selection
+    return selections
+
+
+def also_changes(differences: dict[str, list[str]], momentum: dict[str, str]) -> dict[str, str]:
+    """Each family's `also_changes`: how it trains other than the families' optimizer beyond its
+    schedule (lrstudy.families.differences), the cycled momentum with the range it trained at."""
+    out = {}
+    for family, parts in differences.items():
+        cycled = momentum.get(confirmation_run(family), "")
+        out[family] = "; ".join(f"{CYCLED} {cycled}" if p == CYCLED else p for p in parts)
+    return out
+
+
+def verdict_tables(steps, summary, selection_files, settings: dict, test_size: int, best_count):
+    """tuning.csv, verdict.csv and best.csv (the `best_count` first families by rank, at their
+    confirmation runs) from the families' selections and the summary."""
+    selections = read_selections(selection_files)
     runs = {family: confirmation_run(family) for family in selections}
-    table = verdict.verdict_table(summary, selections, runs, settings, test_size)
-    table["momentum"] = table["run"].map(momentum_ranges(steps))
-    return verdict.tuning_table(selections), table, table.head(best_count)[BEST_FIELDS]
+    momentum = momentum_ranges(steps)
+    changes = also_changes(settings.get("differences", {}), momentum)
+    table = verdict.verdict_table(summary, selections, runs, settings, test_size, changes)
+    table["momentum"] = table["run"].map(momentum)
+    return tuning.tuning_table(selections, changes), table, table.head(best_count)[BEST_FIELDS]
 
 
 def write(frame: pd.DataFrame, path: Path) -> None:
@@ -165,7 +193,7 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--verdict-json",
         required=True,
-        help="config `verdict` and `metric` (the selection metric) as JSON",
+        help="config `verdict`, its looks and each family's differences, as JSON",
     )
     parser.add_argument("--out", required=True, type=Path, help="tables folder")
     parser.add_argument(

@@ -279,8 +279,9 @@ def checked_runs(config) -> list[tuple[str, dict]]:
 
 
 def check_families(config) -> None:
-    """Disjoint tuning and confirmation seeds, run names that the families' runs do not take, an
-    `lr` only where the optimizer's LR is the family's scale."""
+    """Disjoint tuning and confirmation seeds, room for the confirmation's looks, run names that
+    the families' runs do not take, an `lr` only where the optimizer's LR is the family's scale;
+    then the range tests the families' optimizers need are added (families.add_range_tests)."""
     tuning = config["tuning"]
     shared = sorted(set(tuning["seeds"]) & set(tuning["confirm_seeds"]))
     if shared:
@@ -289,17 +290,12 @@ def check_families(config) -> None:
             f"seeds {', '.join(map(str, shared))} are also tuning seeds: the pick must be "
             "confirmed on seeds that did not choose it",
         )
+    for key, problem in families.plan_problems(config):
+        raise ConfigError(key, problem)
     for name in families.family_runs(config):
         if name in config["runs"]:
             raise ConfigError(f"runs.{name}", "is the name of a family's run; rename it")
-    for family, entry in config["families"].items():
-        keys = families.scale_keys(entry["scheduler"])
-        if "lr" in entry and keys != families.OPTIMIZER_SCALE:
-            raise ConfigError(
-                f"families.{family}.lr",
-                f"{entry['scheduler']} sets the LR itself: its scale is "
-                f"{' and '.join(keys)} (in `kwargs`), not the optimizer's lr",
-            )
+    families.add_range_tests(config)
 
 
 def check_report(config) -> None:

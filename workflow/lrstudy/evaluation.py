@@ -1,5 +1,5 @@
 """What a training run measures besides its training loss: the splits' loss and accuracy, the
-mean-prediction baseline of a regression run, and whether a run collapsed."""
+loss of a model that learned nothing (chance), and whether a run collapsed."""
 
 from __future__ import annotations
 
@@ -57,14 +57,29 @@ def collapsed(evals: list[dict], num_classes: int | None, baseline: float | None
     return valid[-1]["accuracy"] <= CHANCE_FACTOR / num_classes
 
 
-def mean_baseline(dataset: dict, loss_sum_fn, device) -> float | None:
-    """Regression: the valid loss of always predicting the training targets' mean."""
-    mean = dataset["meta"].get("target_mean")
-    if mean is None:
-        return None
-    constant = torch.as_tensor(mean, dtype=torch.float32, device=device)
-    total, count = 0.0, 0
-    for _, y in inputs.eval_batches(dataset, "valid", None, device):
-        total += loss_sum_fn(constant.expand_as(y), y).item()
-        count += len(y)
-    return total / count
+@torch.inference_mode()
+def chance_levels(dataset: dict, loss_sum_fn, device) -> dict:
+    """{split: {loss, accuracy}} of a model that learned nothing but the training split's
+    targets: classification predicts the training class frequencies (logits = their log; the
+    accuracy is the training majority class's share), regression the training targets' mean
+    (accuracy None). The verdict scores a failed seed no better than this (lrstudy.decision)."""
+    classification = data_facts(dataset["meta"])["task"] == "classification"
+    if classification:
+        labels = torch.cat([y for _, y in inputs.eval_batches(dataset, "train", None, device)])
+        counts = torch.bincount(labels, minlength=data_facts(dataset["meta"])["num_classes"])
+        constant = torch.log(counts.double().clamp(min=0.5) / counts.sum()).float()
+    else:
+        constant = torch.as_tensor(dataset["meta"]["target_mean"], dtype=torch.float32)
+    constant = constant.to(device)
+    out = {}
+    for split in ("valid", "test"):
+        total, hits, count = 0.0, 0, 0
+        for _, y in inputs.eval_batches(dataset, split, None, device):
+            shape = (len(y), *constant.shape) if classification else y.shape
+            total += loss_sum_fn(constant.expand(shape), y).item()
+            hits += int((y == constant.argmax()).sum()) if classification else 0
+            count += len(y)
+        accuracy = hits / count if classification else None
+        baseline = None if classification else total / count  # what `collapsed` compares with
+        out[split] = {"loss": total / count, "accuracy": accuracy, "baseline": baseline}
+    return out

@@ -40,7 +40,7 @@ import torch
 from lrstudy import factories, faults, finished, gpus, inputs, io, losses, optimizers, precision
 from lrstudy.checkpoints import Checkpoints
 from lrstudy.components import boost, build_components
-from lrstudy.evaluation import collapsed, data_facts, evaluate, loss_name, mean_baseline
+from lrstudy.evaluation import chance_levels, collapsed, data_facts, evaluate, loss_name
 from lrstudy.families import SELECTED
 from lrstudy.inputs import Length, run_length, shuffled_batches
 from lrstudy.runlog import EVAL_FIELDS, STEP_FIELDS, RunLog
@@ -222,7 +222,7 @@ def final_status(job: Training, status: str, baseline: float | None) -> str:
     return status
 
 
-def run_record(job: Training, status: str, times: dict, bounds, gpu_ids, baseline) -> dict:
+def run_record(job: Training, status: str, times: dict, bounds, gpu_ids, chance) -> dict:
     """What run.json records (in its order); `times`: started, loop_started, loop_seconds."""
     spec, runtime, plugin = job.spec, job.runtime, job.plugin
     return {
@@ -247,7 +247,8 @@ def run_record(job: Training, status: str, times: dict, bounds, gpu_ids, baselin
         "range_test": spec.range_test.to_dict() if spec.range_test else None,
         "task": data_facts(job.dataset["meta"])["task"],
         "loss": job.loss_kind,
-        "baseline_valid_loss": baseline,
+        "baseline_valid_loss": chance["valid"]["baseline"],
+        "chance": chance,
         "code": factories.provenance(spec.to_dict()),
         **job.records,
         "bounds": bounds,
@@ -292,10 +293,10 @@ def train(
         batches = inputs.loader_batches  # the same batches, read through a DataLoader
     job = set_up(spec, runtime, dataset, out, digest, bounds)
     status, loop_started, loop_seconds = run_loop(job, batches)
-    baseline = mean_baseline(dataset, losses.batch_sum(job.loss_kind), runtime.device)
-    status = final_status(job, status, baseline)
+    chance = chance_levels(dataset, losses.batch_sum(job.loss_kind), runtime.device)
+    status = final_status(job, status, chance["valid"]["baseline"])
     times = {"started": started, "loop_started": loop_started, "loop_seconds": loop_seconds}
-    result = run_record(job, status, times, bounds, gpu_ids, baseline)
+    result = run_record(job, status, times, bounds, gpu_ids, chance)
     write_run(job, result)
     return result
 

@@ -1,6 +1,6 @@
 rule aggregate:
     input:
-        runs=get_run_records() + get_family_records(),
+        runs=get_all_records,
         selections=get_selections(),
         manifest=rules.prepare_data.output.manifest.format(dataset=DATASET),
     output:

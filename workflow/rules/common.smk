@@ -1,4 +1,5 @@
 # Config validation and every input function of the workflow.
+import csv
 import functools
 import json
 import os
@@ -71,6 +72,8 @@ RANGE_RUNS = study.range_runs(config)
 SEEDS = config["seeds"]
 FAMILIES = list(config["families"])
 TUNING = config["tuning"]
+# The confirmation seeds each look of the verdict adds (lrstudy.families.look_seeds).
+LOOK_SEEDS = families.look_seeds(config)
 
 
 def one_of(names):
@@ -82,6 +85,9 @@ wildcard_constraints:
     run=one_of(RUNS),
     family=one_of(FAMILIES),
     seed=r"\d+",
+    round=r"\d+",
+    look=r"\d+",
+    multiplier=r"[0-9][0-9.e+-]*",
     dataset="[a-z_0-9]+",
 
 
@@ -129,9 +135,11 @@ def family_outputs(name, runs, seeds):
     ]
 
 
-# The tuning job of a family trains every grid point on the tuning seeds; its confirmation job
-# the chosen point on the confirmation seeds (lrstudy.families names their runs).
+# The tuning job of a family trains every grid point on the tuning seeds (a point beyond the grid
+# is a job of its own); its confirmation jobs the chosen point on each look's seeds (lrstudy.families
+# names their runs).
 TUNING_RUNS = [families.tuning_run("{family}", m) for m in TUNING["multipliers"]]
+BEYOND_RUN = families.TUNE_PREFIX + "{family}-x{multiplier}"
 CONFIRMATION_RUN = families.confirmation_run("{family}")
 
 
@@ -139,20 +147,28 @@ def tuning_outputs(name):
     return family_outputs(name, TUNING_RUNS, TUNING["seeds"])
 
 
-def confirmation_outputs(name):
-    return family_outputs(name, [CONFIRMATION_RUN], TUNING["confirm_seeds"])
+def beyond_outputs(name):
+    return family_outputs(name, [BEYOND_RUN], TUNING["seeds"])
+
+
+def confirmation_outputs(name, look=1):
+    return family_outputs(name, [CONFIRMATION_RUN], LOOK_SEEDS[look - 1])
 
 
 def job_runs(wildcards, stage="train"):
     """(run, seed) of every run folder a training job fills, in its outputs' order: a run's seeds
-    (rule train), a family's grid points on the tuning seeds (tune) or its confirmation seeds.
+    (rule train), a family's grid points on the tuning seeds (tune), one point beyond the grid
+    (beyond), its confirmation seeds (confirm: the first look's; a number: that look's).
     """
     if stage == "train":
         return [(wildcards.run, seed) for seed in get_job_seeds(wildcards)]
     family = wildcards.family
-    if stage == "confirm":
-        return [(families.confirmation_run(family), s) for s in TUNING["confirm_seeds"]]
+    if stage not in ("tune", "beyond"):
+        look = 1 if stage == "confirm" else stage
+        return [(families.confirmation_run(family), s) for s in LOOK_SEEDS[look - 1]]
     runs = families.tuning_runs(config, family)
+    if stage == "beyond":
+        runs = [BEYOND_RUN.format(family=family, multiplier=wildcards.multiplier)]
     return [(run, seed) for run in runs for seed in TUNING["seeds"]]
 
 
@@ -204,23 +220,91 @@ def get_run_records(runs=None):
     return list(dict.fromkeys(records))
 
 
-def get_family_records():
-    """run.json of every family's tuning and confirmation runs, as their jobs write them."""
-    stages = (rules.tune.output.run, rules.confirm.output.run)
-    return [
-        path.format(family=f)
-        for f in FAMILIES
-        for outputs in stages
-        for path in outputs
-    ]
+def get_all_records(wildcards):
+    """run.json of every run the tables summarise: the config's runs, every family's tuning runs
+    (the grid and the points beyond it) and confirmation runs (every look's seeds)."""
+    records = get_run_records()
+    for family in FAMILIES:
+        records += [path.format(family=family) for path in rules.tune.output.run]
+        for multiplier in beyond_multipliers(family, last_round(family)):
+            records += beyond_records(family, multiplier)
+    return records + confirmation_records(last_look())
 
 
 def get_selections():
-    return expand(rules.select_setting.output.selection, family=FAMILIES)
+    return expand(rules.settle_setting.output.selection, family=FAMILIES)
 
 
-def get_tuning_records(wildcards):
-    return [path.format(family=wildcards.family) for path in rules.tune.output.run]
+def round_selection(family, number):
+    """A family's selection of round `number` (a checkpoint: the DAG waits for it)."""
+    path = checkpoints.select_setting.get(family=family, round=number).output.selection
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def beyond_multipliers(family, rounds):
+    """The points beyond the grid that a family's first `rounds` rounds asked for."""
+    return [round_selection(family, number)["extend"] for number in range(rounds)]
+
+
+def beyond_records(family, multiplier):
+    point = layout.format_value(multiplier)
+    return [p.format(family=family, multiplier=point) for p in rules.tune_beyond.output.run]
+
+
+def last_round(family):
+    """The number of a family's last round: the first that asks for no point beyond."""
+    number = 0
+    while round_selection(family, number)["extend"] is not None:
+        number += 1
+    return number
+
+
+def get_round_records(wildcards):
+    """run.json of a family's grid and of the points beyond it before this round."""
+    family, rounds = wildcards.family, int(wildcards.round)
+    records = [path.format(family=family) for path in rules.tune.output.run]
+    for multiplier in beyond_multipliers(family, rounds):
+        records += beyond_records(family, multiplier)
+    return records
+
+
+def get_last_round(wildcards):
+    family = wildcards.family
+    return checkpoints.select_setting.get(family=family, round=last_round(family)).output.selection
+
+
+def look_rule(look):
+    return rules.confirm if look == 1 else getattr(rules, f"confirm_look{look}")
+
+
+def continuing(look):
+    """The families (the reference among them) the decision at `look` retrains at the next."""
+    path = checkpoints.judge_look.get(look=look).output.decision
+    with open(path) as handle:
+        return json.load(handle)["continuing"]
+
+
+def confirmation_records(look):
+    """run.json of the confirmation seeds through `look`: the first look's of every family, each
+    later look's of the families the decision before it retrained."""
+    records = [p.format(family=f) for f in FAMILIES for p in rules.confirm.output.run]
+    for number in range(2, look + 1):
+        outputs = look_rule(number).output.run
+        records += [p.format(family=f) for f in continuing(number - 1) for p in outputs]
+    return records
+
+
+def last_look():
+    """The verdict's last look: the first after which no family trains on, or the last of all."""
+    look = 1
+    while look < len(LOOK_SEEDS) and continuing(look):
+        look += 1
+    return look
+
+
+def get_look_records(wildcards):
+    return confirmation_records(int(wildcards.look))
 
 
 def get_seed_record(wildcards):
@@ -323,6 +407,21 @@ def report_config_json(keys=("runs", "report", "seeds")):
     return json.dumps({key: config[key] for key in keys})
 
 
+def study_answer(verdict_csv):
+    """The study's answer (the reference row's note of verdict.csv: lrstudy.verdict.study_line)
+    once a run has written it, else "": the HTML report's front page opens with it
+    (workflow/report/workflow.rst reads it as config `_answer`, which no rule reads)."""
+    if not os.path.exists(verdict_csv):
+        return ""
+    with open(verdict_csv, newline="") as handle:
+        rows = csv.DictReader(handle)
+        return next((r["note"] for r in rows if r["verdict"] == "reference"), "")
+
+
 def verdict_settings_json():
-    """What the verdict stage reads of the config: `verdict` and the selection metric."""
-    return json.dumps({**config["verdict"], "metric": config["report"]["best_metric"]})
+    """What the verdict stages read of the config: `verdict`, the seeds of each look, and how
+    each family trains other than the families' optimizer (lrstudy.families.differences)."""
+    differences = {f: families.differences(config, f) for f in FAMILIES}
+    return json.dumps(
+        {**config["verdict"], "looks": LOOK_SEEDS, "differences": differences}
+    )

@@ -2,6 +2,9 @@
 # Each command names the exact files it reads (its inputs); the figures' folder is their outputs'.
 # The captions take what they say of the figures from lrstudy.layout through the params of the
 # rule that draws them (`{{ snakemake.params.band }}`: the band the figures shade).
+config["_answer"] = study_answer(rules.aggregate.output.verdict)
+
+
 rule plot_figures:
     input:
         steps=rules.aggregate.output.steps,

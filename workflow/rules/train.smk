@@ -47,31 +47,73 @@ rule tune:
         TRAIN_COMMAND
 
 
-# The family's setting chosen on its tuning runs' validation loss (lrstudy.verdict select).
-rule select_setting:
+# A grid point beyond the grid's edge, where a family's pick sat at it (lrstudy.tuning).
+rule tune_beyond:
     input:
-        runs=get_tuning_records,
+        data=get_prepared_data,
+        suggestion=lambda wc: get_suggestion(wc, "beyond"),
     output:
-        selection="results/tuning/{family}.json",
+        steps=beyond_outputs("steps.csv"),
+        evals=beyond_outputs("evals.csv"),
+        run=beyond_outputs("run.json"),
     log:
-        "results/logs/select_setting/{family}.log",
+        "results/logs/tune/{family}-x{multiplier}.log",
+    conda:
+        "../../envs/lrstudy.yaml"
+    threads: train_threads
+    resources:
+        gpu=train_gpus,
+        mem_mb=config["mem_mb"],
+        runtime=lambda wc, attempt: train_runtime(wc, attempt, "beyond"),
+    params:
+        command=lambda wc, input, output: train_command(wc, input, output, "beyond"),
+    shell:
+        TRAIN_COMMAND
+
+
+ruleorder: tune > tune_beyond
+
+
+# The family's setting chosen on its tuning runs' validation loss, round by round: a round whose
+# pick sits at the grid's edge names the point beyond (`extend`), trained before the next round.
+checkpoint select_setting:
+    input:
+        runs=get_round_records,
+    output:
+        selection="results/tuning/{family}/round{round}.json",
+    log:
+        "results/logs/select_setting/{family}-round{round}.log",
     conda:
         "../../envs/lrstudy.yaml"
     params:
         metric=config["report"]["best_metric"],
+        left=lambda wc: TUNING["max_extensions"] - int(wc.round),
     shell:
         logged(
-            "python -m lrstudy.verdict select {input.runs} --family {wildcards.family}"
-            " --metric {params.metric} --out {output.selection} > {log} 2>&1"
+            "python -m lrstudy.tuning {input.runs} --family {wildcards.family}"
+            " --metric {params.metric} --extensions-left {params.left}"
+            " --out {output.selection} > {log} 2>&1"
         )
 
 
-# The chosen setting retrained on the confirmation seeds, one job.
+# The last round's choice: the family's setting.
+rule settle_setting:
+    input:
+        get_last_round,
+    output:
+        selection="results/tuning/{family}.json",
+    log:
+        "results/logs/select_setting/{family}.log",
+    shell:
+        logged("cp {input} {output.selection} > {log} 2>&1")
+
+
+# The chosen setting retrained on the confirmation seeds, one job: the verdict's first look.
 rule confirm:
     input:
         data=get_prepared_data,
         suggestion=lambda wc: get_suggestion(wc, "confirm"),
-        selection=rules.select_setting.output.selection,
+        selection=rules.settle_setting.output.selection,
     output:
         steps=confirmation_outputs("steps.csv"),
         evals=confirmation_outputs("evals.csv"),
@@ -89,3 +131,56 @@ rule confirm:
         command=lambda wc, input, output: train_command(wc, input, output, "confirm"),
     shell:
         TRAIN_COMMAND
+
+
+# The decision after a look (lrstudy.verdict look): which families, with the reference, are
+# retrained on the next look's seeds.
+checkpoint judge_look:
+    input:
+        runs=get_look_records,
+        selections=get_selections(),
+    output:
+        decision="results/verdict/look{look}.json",
+    log:
+        "results/logs/judge_look/look{look}.log",
+    conda:
+        "../../envs/lrstudy.yaml"
+    params:
+        settings=verdict_settings_json(),
+    shell:
+        logged(
+            "python -m lrstudy.verdict look {input.runs} --selections {input.selections}"
+            " --settings-json {params.settings:q} --look {wildcards.look}"
+            " --out {output.decision} > {log} 2>&1"
+        )
+
+
+# A further look's seeds for a family still undecided (and the reference), one job a family.
+for look in range(2, len(LOOK_SEEDS) + 1):
+
+    rule:
+        name:
+            f"confirm_look{look}"
+        input:
+            data=get_prepared_data,
+            suggestion=lambda wc: get_suggestion(wc, "confirm"),
+            selection=rules.settle_setting.output.selection,
+        output:
+            steps=confirmation_outputs("steps.csv", look),
+            evals=confirmation_outputs("evals.csv", look),
+            run=confirmation_outputs("run.json", look),
+        log:
+            f"results/logs/confirm/{{family}}-look{look}.log",
+        conda:
+            "../../envs/lrstudy.yaml"
+        threads: train_threads
+        resources:
+            gpu=train_gpus,
+            mem_mb=config["mem_mb"],
+            runtime=lambda wc, attempt, look=look: train_runtime(wc, attempt, look),
+        params:
+            command=lambda wc, input, output, look=look: train_command(
+                wc, input, output, look
+            ),
+        shell:
+            TRAIN_COMMAND
