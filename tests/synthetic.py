@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 STEPS = 20  # steps of a synthetic run; evaluations at 0, 10 and 20
+CHANCE = (2.3, 0.1)  # the test split's (loss, accuracy) of a model that learned nothing
 
 
 def write_run(
@@ -23,6 +24,7 @@ def write_run(
     test: tuple[float, float] = (0.5, 0.8),
     status: str = "completed",
     tuning: dict | None = None,
+    chance: tuple[float, float] = CHANCE,
 ) -> Path:
     """A completed run folder under root/<run>/seed<seed>/ whose final valid loss is `valid` and
     final test (loss, accuracy) is `test`; returns its run.json."""
@@ -60,20 +62,29 @@ def write_run(
         "spec": spec,
         "scheduler": {"class": "StepLR"},
         "optimizer": {"name": "SGD"},
+        "chance": {"test": {"loss": chance[0], "accuracy": chance[1], "baseline": None}},
     }
     (out / "run.json").write_text(json.dumps(record))
     return out / "run.json"
 
 
-def summary(values: dict[str, dict[int, float]], accuracy: float = 0.9) -> pd.DataFrame:
-    """A summary table (the columns the verdict reads) of {run: {seed: final valid loss}}."""
+def summary(
+    values: dict[str, dict[int, float]], accuracy: float = 0.9, status=None
+) -> pd.DataFrame:
+    """A summary table (the columns the verdict reads) of {run: {seed: value}}: the value is the
+    final valid loss and the final test loss alike; `status` {(run, seed): status} marks failed
+    seeds."""
+    status = status or {}
     rows = [
         {
             "run": run,
             "seed": seed,
-            "status": "completed",
+            "status": status.get((run, seed), "completed"),
             "final_valid_loss": value,
+            "test_loss": value,
             "test_accuracy": accuracy,
+            "chance_test_loss": CHANCE[0],
+            "chance_test_accuracy": CHANCE[1],
         }
         for run, by_seed in values.items()
         for seed, value in by_seed.items()
@@ -81,8 +92,8 @@ def summary(values: dict[str, dict[int, float]], accuracy: float = 0.9) -> pd.Da
     return pd.DataFrame(rows)
 
 
-def selection(family: str, mean: float, multiplier: float = 1.0) -> dict:
-    """A family's tuning selection (lrstudy.verdict.select's shape) with the given tuning mean."""
+def selection(family: str, mean: float, multiplier: float = 1.0, **changes) -> dict:
+    """A family's tuning selection (lrstudy.tuning.select's shape) with the given tuning mean."""
     return {
         "family": family,
         "metric": "final_valid_loss",
@@ -90,26 +101,41 @@ def selection(family: str, mean: float, multiplier: float = 1.0) -> dict:
         "run": f"tune-{family}-x1",
         "mean": mean,
         "eligible": True,
+        "trials": 5,
         "at_grid_edge": False,
+        "next_to_failed": False,
+        "extend": None,
         "rows": [],
+        **changes,
+    }
+
+
+# What the verdict stages read of the config (workflow/rules/common.smk verdict_settings_json):
+# the schema's defaults, one look of the confirmation seeds unless a test says otherwise.
+def verdict_settings(seeds, **changes) -> dict:
+    return {
+        "metric": "final_test_loss",
+        "margin": 0.1,
+        "accuracy_margin": 0.005,
+        "alpha": 0.05,
+        "seeds_step": 10,
+        "max_seeds": len(seeds),
+        "looks": [list(seeds)],
+        "differences": {},
+        **changes,
     }
 
 
 # A tie worked by hand: two families whose tuning means are equal (1.0; the name breaks the tie,
 # so alpha is #1) and whose confirmation seeds give the same final valid loss, 1.0, 1.2, 1.4
-# (mean 1.2, sd 0.2). Every paired difference is 0 (sd 0): p = 1, and 0 lies inside the margin
-# 0.1 x 1.2 = 0.12, so beta is `equivalent` to the reference. Each family's interval:
+# (mean 1.2, sd 0.2). Every paired difference is 0: p = 1, but three seeds cannot reach an
+# interval at the equivalence test's level (the signed-rank test's smallest p with 3 pairs is
+# 0.25), so beta is `undecided`, and both could be best. Each family's interval:
 # 1.2 -+ t(0.975, 2) x 0.2 / sqrt(3) = 1.2 -+ 4.302653 x 0.115470 = 1.2 -+ 0.496828.
 TIE_VALUES = [1.0, 1.2, 1.4]
 TIE_SEEDS = [10, 11, 12]
 TIE_MULTIPLIERS = {"alpha": 1.0, "beta": 0.5}
-TIE_SETTINGS = {
-    "metric": "final_valid_loss",
-    "margin": 0.1,
-    "alpha": 0.05,
-    "bootstraps": 200,
-    "bootstrap_seed": 0,
-}
+TIE_SETTINGS = verdict_settings(TIE_SEEDS)
 
 
 def tie_study(folder: Path) -> dict:

@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import pytest
 
-from lrstudy import aggregate, verdict
+from lrstudy import aggregate, tuning
 
 
 def write_run(folder, run, seed, valid, status="completed", kind="scheduled", eval_every=10):
@@ -93,11 +93,11 @@ def test_the_setting_is_chosen_on_the_mean_over_seeds_never_a_diverged_one(tmp_p
         paths.append(write_run(tmp_path, "tie_b", seed, [2.0, 0.3]))
         paths.append(write_run(tmp_path, "tie_a", seed, [2.0, 0.3]))
     summary = aggregate.aggregate(paths, target=0.3)[2]
-    rows = verdict.tuning_rows(summary, "f", dict(sorted(grid.items())), "final_valid_loss")
+    rows = tuning.tuning_rows(summary, "f", dict(sorted(grid.items())), "final_valid_loss")
     by_run = {row["run"]: row for row in rows}
     assert by_run["lucky"]["mean_final_valid_loss"] == pytest.approx(1.1 / 3)
     assert by_run["steady"]["seeds"] == "0 1 2" and by_run["steady"]["n_seeds"] == 3
     assert not by_run["blown"]["eligible"] and by_run["blown"]["status"] == "completed/diverged"
-    chosen = verdict.select(rows, "final_valid_loss")
+    chosen = tuning.select(rows, "final_valid_loss")
     assert chosen["run"] == "tie_a" and chosen["multiplier"] == 0.25 and chosen["at_grid_edge"]
     assert [row["run"] for row in rows if row["selected"]] == ["tie_a"]

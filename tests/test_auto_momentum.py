@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from lrstudy import aggregate, auto, evaluation, train, verdict
+from lrstudy import aggregate, auto, evaluation, train, tuning
 from lrstudy.config import ConfigError, check
 from lrstudy.spec import run_spec
 
@@ -164,7 +164,10 @@ def test_auto_run_takes_the_range_test_of_its_own_optimizer():
     )
     check(config)
     assert run_spec(config, "adam_auto", 0).auto_from["run"] == "range_adam"
-    assert run_spec(config, "cyclic_auto", 0).auto_from["run"] == "range_test"
+    # CyclicLR cycles the momentum 0.8-0.9, its first `auto` (base_lr) meeting 0.9: of the SGD
+    # range tests (range_test at 0, the families' range_test-families at 0.9) the closer one
+    assert run_spec(config, "cyclic_auto", 0).auto_from["run"] == "range_test-families"
+    assert run_spec(config, "step", 0).auto_from is None
 
 
 # Worked by hand from the configs below and the schedules' documented momentum policies (torch's
@@ -264,8 +267,8 @@ def test_a_run_that_cannot_learn_is_collapsed_and_never_chosen(digits_data, tmp_
     assert frozen["final_valid_loss"] < float("inf")
     # even when its loss would make it the tuning pick, a collapsed grid point is never chosen
     summary.loc[summary["run"] == "frozen", "final_valid_loss"] = 0.0
-    rows = verdict.tuning_rows(summary, "f", {1.0: "frozen", 2.0: "step"}, "final_valid_loss")
-    assert verdict.select(rows, "final_valid_loss")["run"] == "step"
+    rows = tuning.tuning_rows(summary, "f", {1.0: "frozen", 2.0: "step"}, "final_valid_loss")
+    assert tuning.select(rows, "final_valid_loss")["run"] == "step"
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from lrstudy import aggregate, verdict
+from lrstudy import aggregate, tuning
 from lrstudy.config import SELECTION_METRICS
 
 from .conftest import spec_of, study_config
@@ -132,8 +132,8 @@ def test_aggregate_takes_diverged_runs_and_never_picks_them(trainer, specs, tmp_
     # may keep it from being chosen
     frame = summary.reset_index()
     frame.loc[frame["run"] == "blowup", metric] = summary.loc["slow", metric] / 2
-    rows = verdict.tuning_rows(frame, "f", {1.0: "blowup", 2.0: "slow"}, metric)
-    assert verdict.select(rows, metric)["run"] == "slow"
+    rows = tuning.tuning_rows(frame, "f", {1.0: "blowup", 2.0: "slow"}, metric)
+    assert tuning.select(rows, metric)["run"] == "slow"
     tables = {"steps": steps_table, "evals": evals_table}
     for name in names:
         meta, steps, evals = read(trainer.reference(specs[name]))

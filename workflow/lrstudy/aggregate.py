@@ -182,7 +182,7 @@ def main(argv=None) -> None:
         nargs="+",
         type=Path,
         required=True,
-        help="every family's tuning selection (lrstudy.verdict select)",
+        help="every family's tuning selection (lrstudy.tuning)",
     )
     parser.add_argument(
         "--data-manifest",

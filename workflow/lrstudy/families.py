@@ -3,7 +3,7 @@
 A family (config `families.<name>`) is a scheduled run whose LR scale is not fixed: every family
 of a study is trained on the same grid of LR multipliers (`tuning.multipliers`) around its anchor
 on the tuning seeds (`tuning.seeds`), its best multiplier by validation data alone is chosen
-(lrstudy.verdict.select), and that setting is retrained on the confirmation seeds
+(lrstudy.tuning.select), and that setting is retrained on the confirmation seeds
 (`tuning.confirm_seeds`), on which the families are compared (lrstudy.verdict).
 
 The scale is the schedule's own LR arguments where it has them (OneCycleLR's `max_lr`, CyclicLR's
@@ -215,3 +215,10 @@ def look_seeds(config: dict) -> list[list[int]]:
         looks.append(batch)
         total += len(batch)
     return looks
+
+
+def verdict_settings(config: dict) -> dict:
+    """What the verdict stages read of the config: `verdict`, the seeds of each look, and how
+    each family trains other than the families' optimizer (differences)."""
+    changes = {family: differences(config, family) for family in config["families"]}
+    return {**config["verdict"], "looks": look_seeds(config), "differences": changes}

@@ -172,7 +172,7 @@ def verdict_table(
                 "trials": selections[family]["trials"],
                 "also_changes": changes.get(family, ""),
                 "metric": settings["metric"],
-                "seeds": " ".join(str(s) for s in group["seed"]),
+                "seeds": " ".join(str(s) for s in _in_look_order(group["seed"], settings)),
                 **dict(zip(("mean", "ci_low", "ci_high"), _oriented(filled[family], sign))),
                 **{k: v for k, v in record.items() if k in VERDICT_FIELDS},
                 "diff_ci_low": record["diff_low"],
@@ -193,6 +193,11 @@ def verdict_table(
     frame.loc[is_reference, "look"] = result["look"]  # it is retrained at every look
     frame.loc[is_reference, "note"] = study_line(frame, reference, settings)
     return frame
+
+
+def _in_look_order(seeds, settings: dict) -> list[int]:
+    order = [s for look in settings["looks"] for s in look]
+    return sorted(seeds, key=lambda s: order.index(s) if s in order else len(order) + s)
 
 
 def _oriented(values: np.ndarray, sign: float) -> tuple[float, float, float]:

@@ -249,7 +249,9 @@ def beyond_multipliers(family, rounds):
 
 def beyond_records(family, multiplier):
     point = layout.format_value(multiplier)
-    return [p.format(family=family, multiplier=point) for p in rules.tune_beyond.output.run]
+    return [
+        p.format(family=family, multiplier=point) for p in rules.tune_beyond.output.run
+    ]
 
 
 def last_round(family):
@@ -271,7 +273,9 @@ def get_round_records(wildcards):
 
 def get_last_round(wildcards):
     family = wildcards.family
-    return checkpoints.select_setting.get(family=family, round=last_round(family)).output.selection
+    return checkpoints.select_setting.get(
+        family=family, round=last_round(family)
+    ).output.selection
 
 
 def look_rule(look):
@@ -419,9 +423,5 @@ def study_answer(verdict_csv):
 
 
 def verdict_settings_json():
-    """What the verdict stages read of the config: `verdict`, the seeds of each look, and how
-    each family trains other than the families' optimizer (lrstudy.families.differences)."""
-    differences = {f: families.differences(config, f) for f in FAMILIES}
-    return json.dumps(
-        {**config["verdict"], "looks": LOOK_SEEDS, "differences": differences}
-    )
+    """What the verdict stages read of the config (lrstudy.families.verdict_settings)."""
+    return json.dumps(families.verdict_settings(config))

@@ -104,6 +104,8 @@ rule settle_setting:
         selection="results/tuning/{family}.json",
     log:
         "results/logs/select_setting/{family}.log",
+    conda:
+        "../../envs/lrstudy.yaml"
     shell:
         logged("cp {input} {output.selection} > {log} 2>&1")
 
