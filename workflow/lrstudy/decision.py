@@ -1,45 +1,41 @@
-"""The verdict's statistical engine: sequential, paired, rank-based comparisons of every family
-with the reference family r, with a verdict word per family. No torch, no pandas.
+"""The verdict's statistical engine: sequential, paired, rank-based comparisons of each family
+with the reference family r and a verdict word per family (no torch, no pandas).
 
 Data: per family one judging value per confirmation seed, in seed order, LOWER IS BETTER (callers
 negate accuracies); seeds are paired across families (same seed = same init and batches). A failed
-seed (`failed` True, or a non-finite value) enters every test at W = max(chance, worst finite value
-in use at that look over all families), so a failure counts as at least as bad as anything seen.
+seed (flag True or a non-finite value) enters every test at W = max(chance, worst finite value in
+use at that look over all families): a failure is at least as bad as anything seen. None dropped.
 
-Procedure (`decide`), K = number of families - 1 comparisons with r:
-
-* Looks at n_1 < ... < n_L seeds (`look_sizes`), information fraction t_k = n_k / n_L. The alpha
-  of each hypothesis is spent over the looks by the Lan-DeMets Pocock-type function
-  alpha(t) = alpha ln(1 + (e - 1) t) (Lan & DeMets 1983): look k tests at the increment
-  alpha(t_k) - alpha(t_{k-1}). The increments sum to alpha, so by Bonferroni over the looks the
-  chance of any false rejection of one hypothesis over all looks is at most its alpha, whatever
-  the correlation of the looks (conservative: it ignores that correlation; valid).
-* Per comparison two hypotheses: D_f "no paired difference" (exact two-sided Wilcoxon signed-rank
-  test from the Walsh averages of d = x_f - x_r) and E_f "|shift| >= margin" (rejected at level a
-  iff the Hodges-Lehmann interval at level 1 - 2a lies inside (-margin, margin): two one-sided
-  tests; Hodges & Lehmann 1963). The interval is the order statistics of the Walsh averages at the
-  exact critical value of the same null distribution, so "interval at 1 - a excludes 0" <=>
-  "p <= a" (exact when no Walsh average is 0; with zeros, e.g. a seed failed in both, zeros count
-  1/2 in T+ and the interval is the more conservative of the two).
-* Multiplicity: a graphical (weighted Bonferroni-Holm) procedure per set, D and E each with total
-  alpha, start weights 1/K; look k tests hypothesis h at alpha * w_h * g_k. A rejection passes its
-  weight on to the non-rejected hypotheses of its set, which are retested at the same look until
-  nothing new is rejected. Hypotheses of a family frozen by its stop hold their weight but are
-  never tested again; only rejected hypotheses pass weight on. This is the group-sequential
-  graphical procedure of Bretz et al. 2009 / Maurer & Bretz 2013 with Holm's graph and Bonferroni
-  over looks, which controls the familywise error of each set at alpha (strongly).
+`decide`, K = number of families - 1 comparisons with r:
+* Looks at n_1 < ... < n_L seeds, t_k = n_k / n_L. Each hypothesis spends its alpha over the looks
+  by the Lan-DeMets (1983) Pocock-type function alpha(t) = alpha ln(1 + (e - 1) t): look k tests
+  at the increment alpha(t_k) - alpha(t_{k-1}). The increments sum to alpha, so by Bonferroni over
+  the looks one hypothesis is falsely rejected at some look with probability <= its alpha,
+  whatever the looks' correlation (conservative, since that correlation is ignored; valid).
+* Per comparison, D_f "no paired shift" (exact two-sided Wilcoxon signed-rank test on the Walsh
+  averages of d = x_f - x_r) and E_f "|shift| >= margin", rejected at level a iff the
+  Hodges-Lehmann (1963) interval at level 1 - 2a lies inside (-margin, margin) (two one-sided
+  tests). The interval is the Walsh averages' order statistics at the exact critical value of
+  the same null distribution: "interval at 1 - a excludes 0" <=> "p <= a" (exact when no Walsh
+  average is 0; with zeros, e.g. a seed failed in both, zeros count 1/2 in T+ and the interval
+  is the more conservative side).
+* Multiplicity: a graphical weighted Bonferroni-Holm procedure per set (D and E, each alpha),
+  start weights 1/K, h tested at alpha * w_h * g_k at look k (g_k the look's share of alpha). A
+  rejection passes its weight to the set's non-rejected hypotheses, retested at the same look
+  until nothing new is rejected. A family frozen by its stop holds its weights and is never
+  tested again; only rejected hypotheses pass weight on. This is the group-sequential graphical
+  procedure of Bretz et al. 2009 / Maurer & Bretz 2013 with Holm's graph and Bonferroni over
+  looks; it controls each set's familywise error at alpha in the strong sense.
 * Words: D_f rejected -> `better`/`worse` (sign of the HL estimate, whatever the margin); else E_f
   rejected -> `equivalent`; else `undecided`, and the family (with r) goes on to the next look.
-  A family with more failed seeds than r is never `better`/`equivalent`: such a rejection does not
-  count and passes nothing on. At the end (no family continuing) the failure indicators are
-  compared by exact McNemar tests, Holm-adjusted over the families; adjusted p < alpha with more
-  failures than r -> `worse`.
-
-`decide` replays the looks from the seeds given, so interim looks and the final table come from
-one pure function with identical decisions. `could_be_best` is Hsu's multiple comparisons with the
-best (Hsu 1984, 1996) with signed-rank tests and a Bonferroni critical value instead of
-Dunnett's (conservative). Module-level hooks (`look_fractions`, `WEIGHTS`, `released_difference`)
-are what a test swaps to check that the simulations detect a broken procedure.
+  A family with more failed seeds than r is never `better`/`equivalent` (such a rejection does
+  not count, passes nothing on). When no family continues, exact McNemar tests of the failure
+  indicators, Holm-adjusted over the families: p < alpha with more failures than r -> `worse`
+  (a further alpha-level family of tests beside D's).
+Replaying the looks from the seeds given, one pure function serves interim looks and the final
+table with identical decisions. `could_be_best`: Hsu's (1984, 1996) multiple comparisons with the
+best, signed-rank tests and Bonferroni instead of Dunnett (conservative). Tests swap the hooks
+`look_fractions`, `WEIGHTS`, `released_difference` to check that simulations see a broken rule.
 """
 
 from __future__ import annotations
@@ -111,9 +107,8 @@ def _null_cdf(n: int) -> np.ndarray:
 
 
 def _cdf(n: int, t: float) -> float:
-    i = math.floor(t)
     cdf = _null_cdf(n)
-    return 0.0 if i < 0 else float(cdf[min(i, len(cdf) - 1)])
+    return 0.0 if t < 0 else float(cdf[min(math.floor(t), len(cdf) - 1)])
 
 
 @cache
@@ -147,7 +142,7 @@ def _interval(walsh: np.ndarray, n: int, a: float) -> tuple[float, float]:
     """HL interval at two-sided level 1 - a: [W_(c+1), W_(M-c)], c the largest t with
     P(T <= t) <= a/2 (the test's critical value; the whole line when there is none)."""
     c = int(np.searchsorted(_null_cdf(n), a / 2.0, side="right")) - 1
-    if c < 0 or len(walsh) == 0:
+    if c < 0:
         return -math.inf, math.inf
     return float(walsh[c]), float(walsh[len(walsh) - 1 - c])
 
@@ -194,17 +189,13 @@ def holm_adjust(p) -> np.ndarray:
     p = np.asarray(p, dtype=float)
     order = np.argsort(p)
     adjusted = np.empty_like(p)
-    adjusted[order] = np.minimum(
-        1.0, np.maximum.accumulate(p[order] * (len(p) - np.arange(len(p))))
-    )
+    steps = p[order] * (len(p) - np.arange(len(p)))
+    adjusted[order] = np.minimum(1.0, np.maximum.accumulate(steps))
     return adjusted
 
 
 def _mcnemar_p(fail_f: np.ndarray, fail_r: np.ndarray) -> float:
-    table = [
-        [int(np.sum(fail_f & fail_r)), int(np.sum(fail_f & ~fail_r))],
-        [int(np.sum(~fail_f & fail_r)), int(np.sum(~fail_f & ~fail_r))],
-    ]
+    table = [[int(np.sum(a & b)) for b in (fail_r, ~fail_r)] for a in (fail_f, ~fail_f)]
     return float(mcnemar(table, exact=True).pvalue)
 
 
@@ -221,34 +212,20 @@ class _Study:
     records: dict = field(default_factory=dict)  # family -> its latest look's record
 
     def level(self, kind: str, k: int) -> float:
-        released = (
-            released_difference(self.rej_d, self.equivalent)
-            if kind == "difference"
-            else self.equivalent
-        )
+        passed_on = released_difference(self.rej_d, self.equivalent)
+        released = passed_on if kind == "difference" else self.equivalent
         return self.alpha * WEIGHTS[kind](len(self.names), len(released)) * self.g[k]
 
 
 def _pair_stats(vals, fails, f, r, n, w) -> dict:
-    x = np.where(fails[f][:n], w, vals[f][:n])
-    y = np.where(fails[r][:n], w, vals[r][:n])
-    d = x - y
+    d = np.where(fails[f][:n], w, vals[f][:n]) - np.where(fails[r][:n], w, vals[r][:n])
     walsh = walsh_averages(d)
     hl, mean = _median(walsh), float(d.mean())
     sd = float(d.std(ddof=1)) if n > 1 else math.nan
     n_failed, n_failed_ref = int(fails[f][:n].sum()), int(fails[r][:n].sum())
-    return {
-        "f": f,
-        "n": n,
-        "walsh": walsh,
-        "p": signed_rank_p(d, walsh=walsh),
-        "hl": hl,
-        "diff": mean,
-        "dz": mean / sd if sd > 0 else math.nan,
-        "better": hl < 0 or (hl == 0 and mean < 0),
-        "n_failed": n_failed,
-        "more_failures": n_failed > n_failed_ref,
-    }
+    stats = dict(f=f, n=n, walsh=walsh, p=signed_rank_p(d, walsh=walsh), hl=hl, diff=mean)
+    stats.update(dz=mean / sd if sd > 0 else math.nan, better=hl < 0 or (hl == 0 and mean < 0))
+    return {**stats, "n_failed": n_failed, "more_failures": n_failed > n_failed_ref}
 
 
 def _holm_pass(st: _Study, kind: str, k: int, candidates: list, rejects, levels: dict) -> list:
@@ -257,11 +234,8 @@ def _holm_pass(st: _Study, kind: str, k: int, candidates: list, rejects, levels:
     hits_all, todo = [], list(candidates)
     while todo:
         level = st.level(kind, k)
-        hits = []
-        for f in todo:
-            levels[f] = level
-            if rejects(f, level):
-                hits.append(f)
+        levels.update(dict.fromkeys(todo, level))
+        hits = [f for f in todo if rejects(f, level)]
         if not hits:
             break
         hits_all += hits
@@ -294,9 +268,8 @@ def _run_look(st: _Study, k: int, stats: dict) -> None:
     while True:
         open_d = [f for f in stats if f not in st.rej_d and f not in st.equivalent]
         new = _holm_pass(st, "difference", k, open_d, rejects_d, level_d)
-        new += _holm_pass(
-            st, "equivalence", k, [f for f in stats if f not in within], rejects_e, level_e
-        )
+        open_e = [f for f in stats if f not in within]
+        new += _holm_pass(st, "equivalence", k, open_e, rejects_e, level_e)
         if not new:
             break
     for f, s in stats.items():
@@ -312,27 +285,13 @@ def _record(st: _Study, s: dict, k: int, a_d: float, a_e: float, within: bool) -
     word = "equivalent" if s["f"] in st.equivalent else "undecided"
     if s["f"] in st.rej_d:
         word = "better" if s["better"] else "worse"
-    return {
-        "word": word,
-        "look": k + 1,
-        "n_seeds": s["n"],
-        "n_failed": s["n_failed"],
-        "diff": s["diff"],
-        "dz": s["dz"],
-        "hl": s["hl"],
-        "diff_low": low,
-        "diff_high": high,
-        "diff_level": 1.0 - a_d,
-        "equivalence_low": e_low,
-        "equivalence_high": e_high,
-        "equivalence_level": 1.0 - 2.0 * a_e,
-        "equivalence_bound": max(abs(e_low), abs(e_high)),
-        "within_margin": within,
-        "alpha_nominal": a_d,
-        "p": s["p"],
-        "p_adjusted": min(1.0, s["p"] * st.alpha / a_d),
-        "note": note,
-    }
+    rec = {"word": word, "look": k + 1, "n_seeds": s["n"], "n_failed": s["n_failed"]}
+    rec.update(diff=s["diff"], dz=s["dz"], hl=s["hl"], diff_low=low, diff_high=high)
+    rec.update(diff_level=1.0 - a_d, equivalence_low=e_low, equivalence_high=e_high)
+    rec.update(equivalence_level=1.0 - 2.0 * a_e, equivalence_bound=max(abs(e_low), abs(e_high)))
+    rec.update(within_margin=within, alpha_nominal=a_d, p=s["p"], note=note)
+    rec.update(p_adjusted=min(1.0, s["p"] * st.alpha / a_d), p_failure=math.nan)
+    return {**rec, "p_failure_holm": math.nan}
 
 
 def _failure_tests(st: _Study, fails: dict, reference: str, final: bool) -> None:
@@ -348,8 +307,7 @@ def _failure_tests(st: _Study, fails: dict, reference: str, final: bool) -> None
     for f, p in zip(names, holm):
         rec = st.records[f]
         rec["p_failure_holm"] = float(p)
-        n = rec["n_seeds"]
-        if final and p < st.alpha and rec["n_failed"] > fails[reference][:n].sum():
+        if final and p < st.alpha and rec["n_failed"] > fails[reference][: rec["n_seeds"]].sum():
             rec["note"].append(f"fails more often than the reference (McNemar, Holm p = {p:.3g})")
             rec["word"] = "worse"
 
@@ -390,20 +348,10 @@ def decide(
         _run_look(st, k, {f: _pair_stats(vals, fails, f, reference, n, w) for f in active})
         look, n_ref = k + 1, n
     _failure_tests(st, fails, reference, final=not continuing)
-    families = {}
-    for f in vals:
-        if f == reference:
-            families[f] = _blank("reference", n_ref, int(fails[f][:n_ref].sum()))
-        else:
-            families[f] = st.records.get(f) or _blank("undecided")
-    return {
-        "families": families,
-        "continuing": continuing,
-        "look": look,
-        "failure_value": w,
-        "reference": reference,
-        "sizes": list(sizes),
-    }
+    families = {f: st.records.get(f) or _blank("undecided") for f in vals}
+    families[reference] = _blank("reference", n_ref, int(fails[reference][:n_ref].sum()))
+    out = {"families": families, "continuing": continuing, "look": look, "failure_value": w}
+    return {**out, "reference": reference, "sizes": list(sizes)}
 
 
 # ------------------------------------------------------------------------ best, ranking
@@ -425,17 +373,18 @@ def could_be_best(values, alpha: float) -> list:
     if len(rows) < 2:
         return names
     level = alpha / (len(rows) - 1)
-    keep = []
-    for i, x in enumerate(rows):
-        out = False
-        for j, y in enumerate(rows):
-            if j != i and not out:
-                n = min(len(x), len(y))
-                ok = np.isfinite(x[:n]) & np.isfinite(y[:n])
-                out = signed_rank_p(x[:n][ok] - y[:n][ok], "greater") <= level
-        if not out:
-            keep.append(names[i])
-    return keep
+    ruled_out = [
+        any(_greater_p(x, y) <= level for j, y in enumerate(rows) if j != i)
+        for i, x in enumerate(rows)
+    ]
+    return [name for name, out in zip(names, ruled_out) if not out]
+
+
+def _greater_p(x: np.ndarray, y: np.ndarray) -> float:
+    """One-sided signed-rank p of "x - y > 0" over the first seeds both have, finite in both."""
+    n = min(len(x), len(y))
+    ok = np.isfinite(x[:n]) & np.isfinite(y[:n])
+    return signed_rank_p(x[:n][ok] - y[:n][ok], "greater")
 
 
 def rank(values) -> list:
