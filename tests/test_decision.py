@@ -185,14 +185,19 @@ def test_replay_stops_when_seeds_are_missing():
 
 def test_frozen_decisions_do_not_depend_on_later_seeds():
     """a stops at look 1. Its record is the same at the interim look (10 seeds each), in the final
-    table given only its 10 seeds, and in the final table given 20 seeds of it."""
+    table given only its 10 seeds, and in the final table given 20 seeds of it; b's record (one
+    failed seed at look 2) does not see a's seeds after a's stop either (W = chance = 3)."""
     rng = np.random.default_rng(0)
     r, b, a = rng.normal(size=20), rng.normal(size=20), rng.normal(size=20)
     a = r - 1 + 0.1 * a
-    kw = dict(sizes=(10, 20), margin=0.01)
-    interim = run({"r": r[:10], "a": a[:10], "b": b[:10]}, **kw)
-    final_short = run({"r": r, "a": a[:10], "b": b}, **kw)
-    final_long = run({"r": r, "a": a, "b": b}, **kw)
+    a[15] = 50.0  # after a's stop: must not become b's failure value W
+    b_failed = np.arange(20) == 15
+    b[15] = np.nan
+    kw = dict(sizes=(10, 20), margin=0.01, chance=3.0)
+    interim = run({"r": r[:10], "a": a[:10], "b": b[:10]}, {"b": b_failed[:10]}, **kw)
+    final_short = run({"r": r, "a": a[:10], "b": b}, {"b": b_failed}, **kw)
+    final_long = run({"r": r, "a": a, "b": b}, {"b": b_failed}, **kw)
+    assert final_short["failure_value"] == final_long["failure_value"] == 3.0
     assert interim["continuing"] == ["r", "b"]
     assert final_short["continuing"] == final_long["continuing"] == []
     assert final_short["look"] == final_long["look"] == 2

@@ -131,11 +131,8 @@ def signed_rank_p(d, alternative: str = "two-sided", walsh=None) -> float:
     below, above = np.searchsorted(w, 0.0, "left"), np.searchsorted(w, 0.0, "right")
     t_plus = (m - above) + 0.5 * (above - below)
     lower, upper = _cdf(n, t_plus), _cdf(n, m - t_plus)  # P(T <= T+), P(T >= T+)
-    if alternative == "greater":
-        return upper
-    if alternative == "less":
-        return lower
-    return min(1.0, 2.0 * min(lower, upper))
+    one_sided = {"greater": upper, "less": lower}
+    return one_sided.get(alternative, min(1.0, 2.0 * min(lower, upper)))
 
 
 def _interval(walsh: np.ndarray, n: int, a: float) -> tuple[float, float]:
@@ -194,9 +191,14 @@ def holm_adjust(p) -> np.ndarray:
     return adjusted
 
 
+@cache
+def _mcnemar_discordant(only_f: int, only_r: int) -> float:
+    """Exact McNemar p; it depends on the discordant counts alone (cached for simulations)."""
+    return float(mcnemar([[0, only_f], [only_r, 0]], exact=True).pvalue)
+
+
 def _mcnemar_p(fail_f: np.ndarray, fail_r: np.ndarray) -> float:
-    table = [[int(np.sum(a & b)) for b in (fail_r, ~fail_r)] for a in (fail_f, ~fail_f)]
-    return float(mcnemar(table, exact=True).pvalue)
+    return _mcnemar_discordant(int(np.sum(fail_f & ~fail_r)), int(np.sum(~fail_f & fail_r)))
 
 
 # -------------------------------------------------------------------------------- procedure
