@@ -329,10 +329,10 @@ def decide(
     alpha: float,
     sizes: list[int],
 ) -> dict:
-    """Replay the looks over the seeds given (see the module docstring). Returns {"families":
-    {name: record (KEYS + note; the reference's word is "reference")}, "continuing": families
-    (reference included) that need the seeds of the next look, [] when the study is done, "look":
-    looks completed, "failure_value": W at the last look, "reference", "sizes"}."""
+    """Replay the looks over the seeds given (module docstring; W at a look uses a stopped
+    family's seeds only through its stop). Returns {"families": {name: record (KEYS + note; the
+    reference's word "reference")}, "continuing": the families (reference included) that need the
+    next look's seeds, [] when done, "look": looks done, "failure_value": W at the last one}."""
     vals, fails = _prepare(values, failed)
     names = [f for f in vals if f != reference]
     st = _Study(names, alpha, margin, look_fractions(sizes))
