@@ -343,6 +343,24 @@ CASES = [
         "rejected by torch",
     ),
     (
+        "fewer seeds at most than the first look has",
+        setitem(["verdict", "max_seeds"], 5),
+        "verdict.max_seeds",
+        "5 is fewer than the 10 tuning.confirm_seeds",
+    ),
+    (
+        "a verdict on the valid split",
+        setitem(["verdict", "metric"], "final_valid_loss"),
+        "verdict.metric",
+        "is not one of",
+    ),
+    (
+        "a family optimizer torch rejects",
+        setitem(["families", "step", "optimizer"], {"name": "SGD", "kwargs": {"momentum": -1}}),
+        "families.step.optimizer.kwargs",
+        "rejected by torch",
+    ),
+    (
         "more best families than families",
         setitem(["report", "best_count"], 6),
         "report.best_count",
@@ -483,3 +501,18 @@ def test_config_readme_states_the_schemas_defaults():
         assert value == node["default"], (key, written, node["default"])
         compared.append(key)
     assert len(compared) >= 30, compared  # the table's single-value defaults, not a few
+
+
+def test_the_families_range_test_is_added_with_their_optimizer():
+    config = default_config()
+    study.validate(config, executor="local", local_gpus=0)
+    added = config["runs"]["range_test-families"]
+    assert added["optimizer"] == config["tuning"]["optimizer"]
+    assert added["range_test"] == config["runs"]["range_test"]["range_test"]
+    assert run_spec(config, "tune-onecycle-x1", 0).auto_from["run"] == "range_test-families"
+    # a family with an optimizer of its own gets a range test with it
+    config = default_config()
+    config["families"]["step"]["optimizer"] = {"name": "Adam", "kwargs": {"lr": 0.001}}
+    study.validate(config, executor="local", local_gpus=0)
+    assert config["runs"]["range_test-step"]["optimizer"]["name"] == "Adam"
+    assert run_spec(config, "confirm-step", 100).auto_from["run"] == "range_test-step"

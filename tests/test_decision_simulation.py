@@ -27,6 +27,8 @@ import pytest
 
 from lrstudy import decision
 
+pytestmark = pytest.mark.slow  # ~40 CPU-seconds of simulated studies: out of the quick subset
+
 ALPHA, CHANCE, SIZES, BOUND = 0.05, 3.0, [10, 20, 30], 0.06
 MARGIN = {0.0: 0.7, 0.1: 0.9}  # by failure rate
 NAMES = ("r", "a", "b", "c", "d")

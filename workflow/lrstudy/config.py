@@ -230,7 +230,7 @@ def config_key(config, name: str) -> str:
 def check(config, executor: str | None = "local", local_gpus: int = 0) -> None:
     """Raise ConfigError (naming the key) for anything the schema cannot see. With executor None
     the device checks are left out (the workflow runs them once it knows its executor)."""
-    check_families(config)
+    added = check_families(config)
     checked = set()  # each distinct optimizer is dry-built once, under the first key that names it
     for name, run in checked_runs(config):
         key = config_key(config, name)
@@ -240,8 +240,10 @@ def check(config, executor: str | None = "local", local_gpus: int = 0) -> None:
             raise ConfigError(f"{key}.{error.key}", str(error)) from None
         for opt_key, optimizer in (
             ("optimizer", config["optimizer"]),
-            (f"{key}.optimizer", run.get("optimizer")),
+            (families.optimizer_key(config, name) or f"{key}.optimizer", run.get("optimizer")),
         ):
+            if name in added:  # a range test the families need: checked as their optimizer
+                continue
             seen = json.dumps(optimizer, sort_keys=True, default=str)
             if optimizer is not None and seen not in checked:
                 checked.add(seen)
@@ -295,7 +297,7 @@ def check_families(config) -> None:
     for name in families.family_runs(config):
         if name in config["runs"]:
             raise ConfigError(f"runs.{name}", "is the name of a family's run; rename it")
-    families.add_range_tests(config)
+    return families.add_range_tests(config)
 
 
 def check_report(config) -> None:

@@ -82,6 +82,16 @@ def definition(config: dict, family: str, multiplier) -> dict:
     return run
 
 
+def optimizer_key(config: dict, name: str) -> str | None:
+    """Where a family run's optimizer is written: `families.<name>.optimizer`, or
+    `tuning.optimizer` (None for any other run)."""
+    family = family_of(name, config)
+    if family is None:
+        return None
+    own = "optimizer" in config["families"][family]
+    return f"families.{family}.optimizer" if own else "tuning.optimizer"
+
+
 def same_optimizer(a: dict, b: dict) -> bool:
     """Two optimizer entries that train alike: the same class and kwargs but the LR (which the
     range test and a family's tuning set themselves)."""
