@@ -49,26 +49,23 @@ def test_the_world_is_the_gpus_on_cuda_and_the_procs_elsewhere(device, world):
 
 @pytest.mark.slow
 def test_the_rules_run_the_command_line_train_argv_builds(workflow_copy):
-    """`snakemake -n -p` for a confirmation run prints the jobs of its range test, its family's
-    tuning and its confirmation: each command is train_argv's for the job's specs and folders."""
+    """`snakemake -n -p` for a confirmation run prints the jobs of its family's range test and
+    tuning (the confirmation waits for the choice, a checkpoint): each command is train_argv's
+    for the job's specs and folders."""
     folder = workflow_copy(raw_config())
     proc = snakemake("-n", "-p", "results/runs/confirm-step/seed10/run.json", cwd=folder)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     config, tuning = study_config(), study_config()["tuning"]
-    suggestion = "results/runs/range_test/suggestion.json"
+    suggestion = "results/runs/range_test-families/suggestion.json"
     jobs = {
-        "range_test": ([("range_test", 0)], None, None),
+        "range_test-families": ([("range_test-families", 0)], None, None),
         "tune": (
             [(r, s) for r in families.tuning_runs(config, "step") for s in tuning["seeds"]],
             suggestion,
             None,
         ),
-        "confirm": (
-            [("confirm-step", s) for s in tuning["confirm_seeds"]],
-            suggestion,
-            "results/tuning/step.json",
-        ),
     }
+    assert "checkpoint select_setting" in proc.stdout
     for name, (runs, suggestion, selection) in jobs.items():
         specs = [run_spec(config, run, seed) for run, seed in runs]
         folders = [f"results/runs/{run}/seed{seed}" for run, seed in runs]

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lrstudy import layout, report
+from lrstudy import families, layout, report
 from lrstudy.layout import FIGURES, format_value
 
 from . import report_browser
@@ -40,7 +40,8 @@ def test_study_ends_with_the_tuning_and_verdict_tables(tiny_study, workflow_copy
     config = validated(raw)
     results = tiny_study / "results"
     summary = pd.read_csv(results / "tables" / "summary.csv")
-    planned = {(r, str(s)) for r in config["runs"] for s in config["seeds"]} | family_runs(config)
+    planned = {(r, str(s)) for r in config["runs"] for s in config["seeds"]}
+    planned |= family_runs(config, results)  # the points beyond the grid, the later looks' seeds
     assert {(r, str(s)) for r, s in zip(summary["run"], summary["seed"])} == planned
     assert len(summary) == len(planned)
     tuning = pd.read_csv(results / "tables" / "tuning.csv")
@@ -48,7 +49,10 @@ def test_study_ends_with_the_tuning_and_verdict_tables(tiny_study, workflow_copy
     grid, seeds = config["tuning"]["multipliers"], config["tuning"]["seeds"]
     for family in config["families"]:
         rows = tuning[tuning["family"] == family]
-        assert sorted(rows["multiplier"]) == sorted(grid)
+        assert set(grid) <= set(rows["multiplier"])  # and the points beyond it that were asked for
+        beyond = sorted(set(rows["multiplier"]) - set(grid))
+        picks = [json.loads(p.read_text()) for p in sorted((results / "tuning" / family).glob("*"))]
+        assert beyond == sorted(p["extend"] for p in picks if p["extend"] is not None)
         assert set(rows["seeds"]) == {" ".join(map(str, seeds))}
         means = {
             row.multiplier: np.mean([final[row.run, s] for s in seeds]) for row in rows.itertuples()
@@ -70,21 +74,28 @@ def test_study_ends_with_the_tuning_and_verdict_tables(tiny_study, workflow_copy
     verdict = pd.read_csv(results / "tables" / "verdict.csv", keep_default_na=False)
     confirm = set(config["tuning"]["confirm_seeds"])
     assert not confirm & set(seeds)
-    for row in verdict.itertuples():
-        assert set(map(int, row.seeds.split())) == confirm and row.n_seeds == len(confirm)
+    looks = families.look_seeds(config)
+    for row in verdict.itertuples():  # the seeds of every look up to the one that decided
+        trained = list(map(int, row.seeds.split()))
+        assert (
+            set(trained) >= confirm
+            and trained == [s for look in looks for s in look][: len(trained)]
+        )
+        assert row.n_seeds == sum(len(look) for look in looks[: int(row.look)])
     assert sorted(verdict["rank"]) == list(range(1, len(config["families"]) + 1))
     assert set(verdict["verdict"]) <= {"reference", "better", "worse", "equivalent", "undecided"}
     assert (verdict["verdict"] == "reference").sum() == 1
-    # the onecycle family's `auto` max_lr: the range test's bound x (1 - 0.85) (its peak meets
-    # base_momentum 0.85; the range test trains at momentum 0), x the grid point's multiplier
-    bounds = json.loads((results / "runs" / "range_test" / "suggestion.json").read_text())
+    # the onecycle family's `auto` max_lr: the bound of the range test run with the families'
+    # optimizer (momentum 0.9, which the family keeps: factor 1), x the grid point's multiplier
+    bounds = json.loads((results / "runs" / "range_test-families" / "suggestion.json").read_text())
     for m in grid:
         run = json.loads(
             (results / "runs" / f"tune-onecycle-x{m:g}" / "seed0" / "run.json").read_text()
         )
         assert run["scheduler"]["kwargs"]["max_lr"] == pytest.approx(
-            bounds["bounds"]["max_lr"] * (1 - 0.85) * m, rel=1e-12
+            bounds["bounds"]["max_lr"] * m, rel=1e-12
         )
+        assert run["scheduler"]["kwargs"]["cycle_momentum"] is False
     # the report shows every figure the study drew for the source's layout
     shown = report_images_are_the_figures(results)
     assert {name.removesuffix(".png") for name in shown} == set(FIGURES)

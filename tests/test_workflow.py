@@ -1,13 +1,16 @@
 """The workflow as a user runs it: the DAG, lint, and whole studies end to end."""
 
+import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
+from lrstudy import families
 from lrstudy.layout import FIGURES
 
 from .conftest import raw_config
@@ -26,10 +29,14 @@ def test_dry_run_builds_the_default_dag():
         for line in proc.stdout.splitlines()
         if line.strip() and line.split()[-1].isdigit() and len(line.split()) == 2
     )
-    assert int(counts["train"]) == len(config["runs"])  # one job per run trains all its seeds
-    for rule in ("tune", "select_setting", "confirm"):  # per family: its grid, choice, confirmation
+    # one job per run trains all its seeds; and the range test the families' optimizer needs
+    assert int(counts["train"]) == len(config["runs"]) + 1
+    # per family: its grid, its first round's choice, the choice, the first look's confirmation;
+    # what comes after a checkpoint (a point beyond the grid, a later look) is planned once it ran
+    for rule in ("tune", "select_setting", "settle_setting", "confirm"):
         assert int(counts[rule]) == len(config["families"])
-    tests = sum("range_test" in r for r in config["runs"].values())
+    assert int(counts["judge_look"]) == 1 and "tune_beyond" not in counts
+    tests = sum("range_test" in r for r in config["runs"].values()) + 1
     assert int(counts["suggest_lr"]) == tests * len(config["seeds"])  # one per range test and seed
     assert int(counts["combine_suggestions"]) == tests
     for rule in (
@@ -97,15 +104,29 @@ def test_seeds_list_from_the_command_line_plans_every_seed(workflow_copy):
     )
 
 
-def family_runs(config: dict) -> set[tuple[str, str]]:
-    """(run, seed) of every family's tuning runs (on the tuning seeds) and confirmation run (on the
-    confirmation seeds): `tune-<family>-x<multiplier>`, `confirm-<family>`."""
-    tuning = config["tuning"]
-    planned = set()
+def family_runs(config: dict, results: Path | None = None) -> set[tuple[str, str]]:
+    """(run, seed) of what a study of `config` (validated) trains beyond its own runs: the range
+    tests anchoring its families (those lrstudy.families.add_range_tests added among them) on
+    `seeds`, every family's grid on the tuning
+    seeds (`tune-<family>-x<multiplier>`) and its first look's confirmation seeds
+    (`confirm-<family>`). What a dry run plans. With `results` (a finished study): also the grid
+    points beyond the grid (tuning.csv) and each later look's seeds of the families its decision
+    retrained (results/verdict/look<k>.json)."""
+    tuning, looks = config["tuning"], families.look_seeds(config)
+    anchors = {families.anchor_test(config, family) for family in config.get("families", {})}
+    planned = {(run, str(s)) for run in anchors for s in config["seeds"]}
     for family in config.get("families", {}):
         for m in tuning["multipliers"]:
             planned |= {(f"tune-{family}-x{m:g}", str(s)) for s in tuning["seeds"]}
-        planned |= {(f"confirm-{family}", str(s)) for s in tuning["confirm_seeds"]}
+        planned |= {(f"confirm-{family}", str(s)) for s in looks[0]}
+    if results is None:
+        return planned
+    for run in pd.read_csv(results / "tables" / "tuning.csv")["run"]:
+        planned |= {(run, str(s)) for s in tuning["seeds"]}
+    for look, seeds in enumerate(looks[1:], start=1):
+        path = results / "verdict" / f"look{look}.json"
+        continuing = json.loads(path.read_text())["continuing"] if path.exists() else []
+        planned |= {(f"confirm-{f}", str(s)) for f in continuing for s in seeds}
     return planned
 
 

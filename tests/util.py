@@ -29,9 +29,13 @@ def slow_only(what: str) -> None:
 
 
 def validated(config: dict) -> dict:
-    """A config as the workflow sees it: checked against the schema, defaults filled in (a copy)."""
+    """A config as the workflow sees it: checked against the schema, defaults filled in, the
+    range tests its families need added (lrstudy.families.add_range_tests); a copy."""
+    from lrstudy import families
+
     config = copy.deepcopy(config)
     validate(config, str(SCHEMA))
+    families.add_range_tests(config)
     return config
 
 
