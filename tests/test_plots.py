@@ -81,6 +81,7 @@ def synthetic_study(
     its tables stop. Returns the config (with `seeds` set)."""
     config = copy.deepcopy(config or default_config())
     config["seeds"] = list(seeds)
+    families.add_range_tests(config)  # as lrstudy.config's check does (range_test-families)
     diverged = diverged or {}
     folder = Path(folder)
     tables, runs_dir = folder / "tables", folder / "runs"
@@ -158,6 +159,8 @@ def synthetic_study(
                     "test_loss": test[-1]["loss"],
                     "test_accuracy": test[-1]["accuracy"],
                     "steps_to_target": None,
+                    "chance_test_loss": math.log(10),
+                    "chance_test_accuracy": 0.1,
                     "wall_seconds": 1.0,
                 }
             )
@@ -209,17 +212,22 @@ def synthetic_study(
 def write_verdict_tables(config: dict, folder: Path, steps, summary) -> None:
     """tuning.csv, verdict.csv and best.csv from the synthetic runs, as the select_setting and
     aggregate rules make them (their selections under folder/tuning/)."""
-    from lrstudy import aggregate, verdict
+    from lrstudy import aggregate, tuning
 
     metric = config["report"]["best_metric"]
     paths = []
     for family in config["families"]:
         grid = {m: families.tuning_run(family, m) for m in config["tuning"]["multipliers"]}
-        chosen = verdict.select(verdict.tuning_rows(summary, family, grid, metric), metric)
+        chosen = tuning.select(tuning.tuning_rows(summary, family, grid, metric), metric)
         paths.append(Path(folder) / "tuning" / f"{family}.json")
         paths[-1].parent.mkdir(parents=True, exist_ok=True)
         paths[-1].write_text(json.dumps(chosen))
-    settings = {**config["verdict"], "metric": metric}
+    differences = {family: families.differences(config, family) for family in config["families"]}
+    settings = {
+        **config["verdict"],
+        "looks": families.look_seeds(config),
+        "differences": differences,
+    }  # what the aggregate rule passes (workflow/rules/common.smk: verdict_settings_json)
     tuning, table, best = aggregate.verdict_tables(
         steps, summary, paths, settings, 1000, config["report"]["best_count"]
     )
