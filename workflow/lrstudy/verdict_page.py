@@ -26,7 +26,8 @@ PAGE_COLUMNS = (
 ).split()
 STYLE = (
     "body{font-family:sans-serif;font-size:13px}table{border-collapse:collapse}"
-    "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
+    "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right;white-space:nowrap}"
+    "#verdict td:last-child{text-align:left;white-space:normal;min-width:24em}"  # the note
 )
 
 
