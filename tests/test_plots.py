@@ -813,3 +813,25 @@ def test_forest_draws_the_decisions_intervals_band_and_labels(tmp_path):
         drawn["legend"]
     ) and "equivalence margin ±0.02" in drawn["legend"]
     assert png_size(drawn["path"])[0] == expected_width("verdict_forest")
+
+
+def test_tuning_curves_name_a_familys_also_changes(tmp_path):
+    """tuning_curves.png's legend: a family that trains otherwise than its schedule (tuning.csv's
+    also_changes) says so; one that does not is its name alone."""
+    from lrstudy import verdict_plots
+
+    rows = [
+        {"family": f, "multiplier": m, "also_changes": c, "mean_final_valid_loss": v}
+        | {"ci_low": v / 2, "ci_high": v * 2, "eligible": True, "selected": m == 1}
+        for f, c in (("step", ""), ("onecycle", "momentum cycled 0.85-0.95"))
+        for m, v in ((0.5, 0.3), (1, 0.2), (2, 0.4))
+    ]
+    tuning = pd.read_csv(io.StringIO(pd.DataFrame(rows).to_csv(index=False)))
+    legend = []
+
+    def save(fig, path):
+        legend.extend(t.get_text() for t in fig.axes[0].get_legend().get_texts())
+        plot_base.save(fig, path)
+
+    verdict_plots.draw_tuning(tuning, tmp_path / "tuning.png", save)
+    assert legend == ["step", "onecycle (also: momentum cycled 0.85-0.95)"]
