@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import math
+from numbers import Real
 from pathlib import Path
 
 import matplotlib
@@ -22,6 +23,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from lrstudy.layout import LEVEL_TEXT, format_value, level_text  # noqa: E402
+from lrstudy.verdict import JUDGING, REFERENCE  # noqa: E402
 
 TUNING_SIZE = (5.5, 3.8)
 WORD_COLORS = {
@@ -29,7 +31,7 @@ WORD_COLORS = {
     "worse": "#d62728",
     "equivalent": "#1f77b4",
     "undecided": "#7f7f7f",
-    "reference": "#000000",
+    REFERENCE: "#000000",
 }
 
 
@@ -107,7 +109,9 @@ MARGIN_COLOR = "#1f77b4"
 
 
 def _finite(*values) -> list[float]:
-    return [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(float(v))]
+    """The finite numbers among `values` (numpy's too), as floats."""
+    real = [float(v) for v in values if isinstance(v, Real) and not isinstance(v, bool)]
+    return [v for v in real if math.isfinite(v)]
 
 
 def forest_limits(rows: pd.DataFrame, margin: float) -> tuple[float, float]:
@@ -158,7 +162,7 @@ def draw_forest_rows(ax, rows: pd.DataFrame, limits) -> bool:
     unbounded = False
     for y, row in zip(np.arange(len(rows))[::-1], rows.itertuples()):
         color = WORD_COLORS.get(row.verdict, "0.4")
-        if row.verdict == "reference":
+        if row.verdict == REFERENCE:
             ax.plot([0], [y], marker="D", color=color, markersize=6, zorder=3)
             continue
         difference = (row.diff_ci_low, row.diff_ci_high)
@@ -179,7 +183,7 @@ def forest_legend(fig, margin: float, unbounded: bool) -> None:
         Line2D([], [], color=ink, marker="o", linestyle="none", label="HL estimate"),
         Line2D([], [], color=ink, label="difference test's HL interval", **DIFFERENCE_STYLE),
         Line2D([], [], color=ink, label="equivalence test's HL interval", **EQUIVALENCE_STYLE),
-        Line2D([], [], color=WORD_COLORS["reference"], marker="D", label="reference: the 0 line"),
+        Line2D([], [], color=WORD_COLORS[REFERENCE], marker="D", label="reference: the 0 line"),
     ]
     if math.isfinite(margin):
         band = f"equivalence margin ±{margin:.3g}"
@@ -200,7 +204,7 @@ def draw_forest(verdict: pd.DataFrame, path: Path, save) -> None:
     limits = forest_limits(rows, margin)
     if math.isfinite(margin):
         ax.axvspan(-margin, margin, color=MARGIN_COLOR, alpha=0.15, linewidth=0)
-    ax.axvline(0, color=WORD_COLORS["reference"], linewidth=1.0)
+    ax.axvline(0, color=WORD_COLORS[REFERENCE], linewidth=1.0)
     unbounded = draw_forest_rows(ax, rows, limits)
     ax.set_xlim(limits)
     ax.set_ylim(-0.6, len(rows) - 0.4)
@@ -216,7 +220,7 @@ def draw_forest(verdict: pd.DataFrame, path: Path, save) -> None:
         axis.tick_params(axis="y", length=0, pad=7)
     ax.tick_params(axis="x", labelsize=7)
     ax.set_xlabel(forest_axis_label(rows), fontsize=8)
-    reference = rows.loc[rows["verdict"] == "reference", "family"] if len(rows) else []
+    reference = rows.loc[rows["verdict"] == REFERENCE, "family"] if len(rows) else []
     against = f"the reference, {reference.iloc[0]}" if len(reference) else "the reference"
     ax.set_title(f"each family against {against}, on the confirmation seeds", fontsize=9)
     forest_legend(fig, margin, unbounded)
@@ -226,8 +230,6 @@ def draw_forest(verdict: pd.DataFrame, path: Path, save) -> None:
 def forest_axis_label(rows: pd.DataFrame) -> str:
     """What the x axis measures: the paired difference on the judging metric, oriented so that
     positive is worse (an accuracy's difference is reference - family, lrstudy.verdict.JUDGING)."""
-    from lrstudy.verdict import JUDGING
-
     metric = str(rows["metric"].iloc[0]) if len(rows) else "final_test_loss"
     sign = JUDGING.get(metric, (None, None, 1.0))[2]
     order = "family - reference" if sign > 0 else "reference - family"
