@@ -70,7 +70,7 @@ def dump_dom(page: Path, timeout: int = 120) -> str:
 
 def click_through(report: Path, steps: list, work: Path) -> dict:
     """What the report shows after clicking `steps` in turn (a link's text, or {"row": text,
-    "icon": "eye"}: a listing row's view button): {'text': visible text,
+    "icon": "eye"}: a listing row's view button; none: the front page): {'text': visible text,
     'images': [[src, naturalWidth]], 'frames': [src], 'error': a script error, 'stepN': how many
     links matched}."""
     source = report.read_text()

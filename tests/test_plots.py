@@ -6,6 +6,7 @@ of the planned size, and a diverged run and a 3-seed band draw without error.
 from __future__ import annotations
 
 import copy
+import io
 import json
 import math
 import re
@@ -26,7 +27,6 @@ from lrstudy.layout import (
     format_value,
 )
 
-from . import synthetic
 from .util import ROOT, default_config
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -81,6 +81,7 @@ def synthetic_study(
     its tables stop. Returns the config (with `seeds` set)."""
     config = copy.deepcopy(config or default_config())
     config["seeds"] = list(seeds)
+    families.add_range_tests(config)  # as lrstudy.config's check does (range_test-families)
     diverged = diverged or {}
     folder = Path(folder)
     tables, runs_dir = folder / "tables", folder / "runs"
@@ -158,6 +159,8 @@ def synthetic_study(
                     "test_loss": test[-1]["loss"],
                     "test_accuracy": test[-1]["accuracy"],
                     "steps_to_target": None,
+                    "chance_test_loss": math.log(10),
+                    "chance_test_accuracy": 0.1,
                     "wall_seconds": 1.0,
                 }
             )
@@ -209,17 +212,22 @@ def synthetic_study(
 def write_verdict_tables(config: dict, folder: Path, steps, summary) -> None:
     """tuning.csv, verdict.csv and best.csv from the synthetic runs, as the select_setting and
     aggregate rules make them (their selections under folder/tuning/)."""
-    from lrstudy import aggregate, verdict
+    from lrstudy import aggregate, tuning
 
     metric = config["report"]["best_metric"]
     paths = []
     for family in config["families"]:
         grid = {m: families.tuning_run(family, m) for m in config["tuning"]["multipliers"]}
-        chosen = verdict.select(verdict.tuning_rows(summary, family, grid, metric), metric)
+        chosen = tuning.select(tuning.tuning_rows(summary, family, grid, metric), metric)
         paths.append(Path(folder) / "tuning" / f"{family}.json")
         paths[-1].parent.mkdir(parents=True, exist_ok=True)
         paths[-1].write_text(json.dumps(chosen))
-    settings = {**config["verdict"], "metric": metric}
+    differences = {family: families.differences(config, family) for family in config["families"]}
+    settings = {
+        **config["verdict"],
+        "looks": families.look_seeds(config),
+        "differences": differences,
+    }  # what the aggregate rule passes (workflow/rules/common.smk: verdict_settings_json)
     tuning, table, best = aggregate.verdict_tables(
         steps, summary, paths, settings, 1000, config["report"]["best_count"]
     )
@@ -614,12 +622,49 @@ def test_the_band_is_the_interval_the_captions_name(tmp_path, monkeypatch):
         ), step
 
 
+def best_tables() -> plot_base.Tables:
+    """Two families' confirmation runs on three seeds and a best.csv that ranks them by hand:
+    alpha #1, the reference; beta, tuned at x0.5, `equivalent`."""
+    runs = [families.confirmation_run(family) for family in ("alpha", "beta")]
+    seeds, step = (10, 11, 12), {"epoch": 0, "train_loss": 1.0, "smoothed_loss": 1.0}
+    steps = pd.DataFrame(
+        [
+            {"run": run, "seed": seed, "step": i, "lr": 0.1 * (i + 1), "momentum": 0.9, **step}
+            for run in runs
+            for seed in seeds
+            for i in range(3)
+        ]
+    )
+    evals = pd.DataFrame(
+        [
+            {"run": run, "seed": seed, "step": 2, "epoch": 0, "split": split}
+            | {"loss": 1.0, "accuracy": 0.9}
+            for run in runs
+            for seed in seeds
+            for split in ("valid", "test")
+        ]
+    )
+    summary = pd.DataFrame(
+        [{"run": r, "seed": s, "status": "completed"} for r in runs for s in seeds]
+    )
+    best = pd.DataFrame(
+        {
+            "rank": [1, 2],
+            "family": ["alpha", "beta"],
+            "run": runs,
+            "multiplier": [1.0, 0.5],
+            "verdict": ["reference", "equivalent"],
+            "could_be_best": [True, True],
+        }
+    )
+    return plot_base.Tables(steps, evals, summary, best)
+
+
 def test_best_legends_name_rank_family_multiplier_and_verdict(tmp_path, monkeypatch):
-    """The best families' figures label each run `#rank family xmultiplier: verdict`: the tie
-    worked by hand in tests/synthetic.py (alpha #1, the reference; beta, tuned at x0.5, the same
-    on every seed, `equivalent`)."""
+    """The best families' figures label each run `#rank family xmultiplier: verdict` (best.csv's
+    rank, family, chosen multiplier and word)."""
     figures = capture(monkeypatch)
-    tables = plot_base.Tables.read(synthetic.tie_study(tmp_path / "tables"))
+    tables = best_tables()
     config = {"runs": {}, "report": {"sections": {}}}
     colors = plot_base.run_colors(config, plots.best_runs(tables))
     plots.draw_section(config, tables, colors, "best", tmp_path / "figures")
@@ -650,3 +695,143 @@ def test_every_figure_kind_is_drawn_and_every_figure_has_a_caption():
         assert (ROOT / "workflow" / "rules" / layout.caption_for(name, kind)).resolve().is_file()
     for kind in plots.DRAW:
         assert (ROOT / "workflow" / "report" / f"kind_{kind.replace(' ', '_')}.rst").is_file()
+
+
+# --------------------------------------------------------------------------- the forest plot
+STUDY_LINE = (
+    "Could be best (Hsu's MCB at alpha 0.05, final_test_loss on the test split): step, onecycle."
+    " No family tested better than tuning's pick, step."
+)
+
+
+def hand_verdict() -> pd.DataFrame:
+    """A verdict table (lrstudy.verdict.VERDICT_FIELDS) written by hand, as read back from its
+    CSV: the reference; a family `equivalent` that cycles its momentum; one `worse` with two
+    failed seeds, decided at look 2; one `undecided` at look 3 whose difference interval is
+    unbounded both ways and equivalence interval below (another optimizer); one never looked at."""
+    from lrstudy.verdict import VERDICT_FIELDS
+
+    inf, nan = math.inf, math.nan
+    shared = {"metric": "final_test_loss", "margin": 0.02, "trials": 5, "momentum": "0.9"}
+    intervals = ("hl", "diff_ci_low", "diff_ci_high", "diff_level")
+    intervals += ("equivalence_low", "equivalence_high", "equivalence_level")
+    rows = [
+        ("step", 1, "reference", True, "", 1, 10, 0, (nan,) * 7, STUDY_LINE),
+        ("onecycle", 2, "equivalent", True, "momentum cycled 0.85-0.95", 1, 10, 0,
+         (0.004, -0.03, 0.035, 0.9854, -0.012, 0.015, 0.9708), ""),
+        ("constant", 3, "worse", False, "", 2, 20, 2, (0.06, 0.03, 0.09, 0.99, 0.035, 0.085,
+         0.98), "2 failed seed(s) counted at the failure value"),
+        ("schedulefree", 4, "undecided", False, "optimizer SGDScheduleFree; momentum 0", 3, 30,
+         0, (0.01, -inf, inf, 0.9854, -inf, 0.05, 0.97), ""),
+        ("cyclic", 5, "undecided", False, "", 0, 0, 0, (nan,) * 7, ""),
+    ]  # fmt: skip
+    keys = ("family", "rank", "verdict", "could_be_best", "also_changes", "look", "n_seeds")
+    frame = pd.DataFrame(
+        [
+            {**shared, **dict(zip(keys, row)), "n_failed": row[7], "note": row[9]}
+            | dict(zip(intervals, row[8]), multiplier=0.5)
+            for row in rows
+        ]
+    ).reindex(columns=VERDICT_FIELDS)
+    frame["equivalence_bound"] = frame[["equivalence_low", "equivalence_high"]].abs().max(axis=1)
+    return pd.read_csv(io.StringIO(frame.to_csv(index=False)))  # as the CSV reads back
+
+
+def drawn_forest(frame: pd.DataFrame, tmp_path: Path) -> dict:
+    """What draw_forest drew of `frame`: its axes (main, right labels), legend texts, PNG path."""
+    from lrstudy import verdict_plots
+
+    drawn = {}
+
+    def save(fig, path):
+        main, right = fig.axes
+        drawn.update(
+            main=main,
+            left=[t.get_text() for t in main.get_yticklabels()],
+            right=[(t.get_text(), t.get_color()) for t in right.get_yticklabels()],
+            legend=[t.get_text() for t in fig.legends[0].get_texts()],
+            path=path,
+        )
+        plot_base.save(fig, path)
+
+    verdict_plots.draw_forest(frame, tmp_path / "forest.png", save)
+    return drawn
+
+
+def test_forest_draws_the_decisions_intervals_band_and_labels(tmp_path):
+    """verdict_forest.png on a table written by hand: per family its HL estimate, the difference
+    test's interval (thick, above the row) and the equivalence test's (thin, below), an infinite
+    end as an arrow at the axis edge; the +-margin band; the reference's diamond on the zero line
+    it owns; left the rank, family, multiplier and also_changes, right (in the word's colour) the
+    word, could-be-best, look, seeds, failed seeds and the levels of both intervals."""
+    from matplotlib.colors import to_hex
+
+    from lrstudy.verdict_plots import DIFFERENCE_STYLE, EQUIVALENCE_STYLE, OFFSET, WORD_COLORS
+
+    frame = hand_verdict()
+    drawn = drawn_forest(frame, tmp_path)
+    ax, (x_low, x_high) = drawn["main"], drawn["main"].get_xlim()
+    lines = [(line, line.get_xdata(), line.get_ydata()) for line in ax.get_lines()]
+    for y, row in zip(range(len(frame) - 1, -1, -1), frame.itertuples()):
+        at = [(line, xs) for line, xs, ys in lines if list(ys) in ([y], [y, y])]
+        if row.verdict == "reference":
+            assert [(ln.get_marker(), list(xs)) for ln, xs in at] == [("D", [0])], row.family
+            continue
+        for style, dy, low, high in (
+            (DIFFERENCE_STYLE, OFFSET, row.diff_ci_low, row.diff_ci_high),
+            (EQUIVALENCE_STYLE, -OFFSET, row.equivalence_low, row.equivalence_high),
+        ):
+            ends = [(ln, xs) for ln, xs, ys in lines if len(xs) == 2 and list(ys) == [y + dy] * 2]
+            if math.isnan(low):
+                assert not ends, row.family
+                continue
+            assert len(ends) == 1, f"{row.family}: {len(ends)} lines at y {y + dy}, not 1"
+            ((line, xs),) = ends
+            assert line.get_linewidth() == style["linewidth"], row.family
+            assert list(xs) == [max(low, x_low), min(high, x_high)], row.family
+            heads = {(ln.get_marker(), xs[0]) for ln, xs, ys in lines if list(ys) == [y + dy]}
+            arrows = {("<", x_low)} if math.isinf(low) else set()
+            assert heads == arrows | ({(">", x_high)} if math.isinf(high) else set()), row.family
+        estimate = [list(xs) for ln, xs in at if ln.get_marker() == "o"]
+        assert estimate == ([] if math.isnan(row.hl) else [[row.hl]]), row.family
+    assert len(ax.patches) == 1, "no margin band (axvspan)"
+    (band,) = ax.patches  # axvspan: x in data, y the whole axes
+    assert [band.get_x(), band.get_x() + band.get_width()] == pytest.approx([-0.02, 0.02])
+    zero = [ln for ln, xs, ys in lines if list(xs) == [0, 0]]
+    assert [to_hex(ln.get_color()) for ln in zero] == [WORD_COLORS["reference"]]
+    assert drawn["left"][1] == "#2 onecycle x0.5\nalso: momentum cycled 0.85-0.95"
+    assert drawn["left"][3].endswith("also: optimizer SGDScheduleFree;\nmomentum 0")
+    right = dict(zip(frame["family"], drawn["right"]))
+    assert right["constant"] == (
+        f"worse\nlook 2, n=20, 2 failed\ndiff {layout.level_text(0.99)}, equiv "
+        f"{layout.level_text(0.98)}",
+        WORD_COLORS["worse"],
+    )
+    assert right["onecycle"][0].startswith("equivalent (could be best)\nlook 1, n=10, 0 failed")
+    assert right["cyclic"][0] == "undecided\nlook 0, n=0, 0 failed"
+    assert {"difference test's HL interval", "equivalence test's HL interval", "unbounded"} <= set(
+        drawn["legend"]
+    ) and "equivalence margin ±0.02" in drawn["legend"]
+    assert png_size(drawn["path"])[0] == expected_width("verdict_forest")
+
+
+def test_tuning_curves_name_a_familys_also_changes(tmp_path):
+    """tuning_curves.png's legend: a family that trains otherwise than its schedule (tuning.csv's
+    also_changes) says so; one that does not is its name alone."""
+    from lrstudy import verdict_plots
+
+    rows = [
+        {"family": f, "multiplier": m, "also_changes": c, "mean_final_valid_loss": v}
+        | {"ci_low": v / 2, "ci_high": v * 2, "eligible": True, "selected": m == 1}
+        for f, c in (("step", ""), ("onecycle", "momentum cycled 0.85-0.95"))
+        for m, v in ((0.5, 0.3), (1, 0.2), (2, 0.4))
+    ]
+    tuning = pd.read_csv(io.StringIO(pd.DataFrame(rows).to_csv(index=False)))
+    legend = []
+
+    def save(fig, path):
+        legend.extend(t.get_text() for t in fig.axes[0].get_legend().get_texts())
+        plot_base.save(fig, path)
+
+    verdict_plots.draw_tuning(tuning, tmp_path / "tuning.png", save)
+    assert legend == ["step", "onecycle (also: momentum cycled 0.85-0.95)"]

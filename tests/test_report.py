@@ -8,18 +8,26 @@ there); tests that compare with it skip, saying so, when it is absent."""
 from __future__ import annotations
 
 import functools
+import html
 import json
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from lrstudy import layout, plots, report, report_appendix
 
-from . import synthetic
-from .test_plots import png_size, read_tables, study_files, synthetic_study
+from .test_plots import (
+    STUDY_LINE,
+    hand_verdict,
+    png_size,
+    read_tables,
+    study_files,
+    synthetic_study,
+)
 from .util import ROOT, SHARED, default_config
 
 SOURCE = SHARED / "reference" / "source-report.md"
@@ -351,9 +359,10 @@ def test_appendix_only_after_the_source_layout(tmp_path):
     assert ours[len(source)] == ("heading", "## Appendix")
     assert (
         "| run | seed | scheduler | status |" in text
-        and "| family | run | multiplier | seeds | n_seeds | mean_final_valid_loss |" in text
-        and "| family | run | rank | multiplier |" in text
-        and "| verdict | p_rank1 |" in text
+        and "| family | run | multiplier | also_changes | seeds | n_seeds | mean_final_valid_loss |"
+        in text
+        and "| family | rank | multiplier | trials | also_changes |" in text
+        and "| verdict | could_be_best |" in text
         and "| range_test | 0.001 | 0.004 | 0.005 |  |" in text
     )
     plain, _, _ = render(tmp_path / "plain")
@@ -361,52 +370,97 @@ def test_appendix_only_after_the_source_layout(tmp_path):
 
 
 def markdown_rows(lines: list[str], heading: str) -> list[dict]:
-    """The rows of the Markdown table under `heading`, each {column: cell}."""
+    """The rows of the Markdown table under `heading` (blank lines between), each {column: cell}."""
     start = lines.index(heading) + 1
     table = []
     for line in lines[start:]:
         if not line.startswith("|"):
-            break
+            if table or line:
+                break
+            continue
         table.append([cell.strip() for cell in line.strip("|").split("|")])
     header, rows = table[0], table[2:]
     return [dict(zip(header, row)) for row in rows]
 
 
-def test_appendix_verdict_table_worked_by_hand(tmp_path):
-    """The appendix's comparison with #1, on the tie worked by hand (tests/synthetic.py): both
-    families 1.0, 1.2, 1.4 on the three seeds; their interval 1.2 -+ 0.496828 (4 digits shown),
-    beta's paired difference 0 (its interval too), inside the margin 0.12: equivalent; the raw
-    p-values and the seeds left out."""
-    files = synthetic.tie_study(tmp_path)
+def test_appendix_gives_the_study_line_then_the_verdict(tmp_path):
+    """The appendix's verdict, on a table written by hand (tests/test_plots.hand_verdict): its
+    heading names the judging metric; the study's line (the reference row's note) comes before
+    the table, whose reference row leaves that note out; the run, seeds, raw p-values and their
+    levels are left out; also_changes, n_failed, could_be_best, look, both intervals with their
+    levels, the equivalence bound and share, p_adjusted and p_failure_holm are in, an infinite
+    end as inf and True/False as words."""
+    tables = {name: tmp_path / f"{name}.csv" for name in report.APPENDIX_TABLES}
+    hand_verdict().to_csv(tables["verdict"], index=False)
+    pd.DataFrame({"run": ["a"], "seed": [0]}).to_csv(tables["summary"], index=False)
+    pd.DataFrame({"family": ["step"], "selected": [True]}).to_csv(tables["tuning"], index=False)
     config = {"runs": {}, "report": {"sections": {"range_test": []}}}
-    tables = {name: files[name] for name in report.APPENDIX_TABLES}
     lines = report_appendix.appendix(config, tables, {})
-    heading = (
-        "### Verdict: every family against #1 on the confirmation seeds (final_valid_loss, paired)"
+    heading = next(i for i, line in enumerate(lines) if line.startswith("### Verdict"))
+    assert "(final_test_loss on the test split, paired)" in lines[heading]
+    assert lines[heading + 1 : heading + 4] == ["", f"**{STUDY_LINE}**", ""]
+    rows = markdown_rows(lines, lines[heading + 2])
+    assert [row["family"] for row in rows] == list(hand_verdict()["family"])
+    assert not {"run", "seeds", "p", "alpha_nominal", "p_failure"} & set(rows[0])
+    shown = ("also_changes", "n_failed", "could_be_best", "look", "diff_level", "p_adjusted")
+    assert {*shown, "equivalence_level", "equivalence_share", "p_failure_holm"} <= set(rows[0])
+    by_family = {row["family"]: row for row in rows}
+    assert by_family["step"]["note"] == ""
+    assert by_family["onecycle"]["also_changes"] == "momentum cycled 0.85-0.95"
+    undecided = by_family["schedulefree"]
+    assert [undecided[k] for k in ("diff_ci_low", "diff_ci_high", "diff_level")] == [
+        "-inf",
+        "inf",
+        "0.9854",
+    ]
+    assert [undecided[k] for k in ("equivalence_low", "equivalence_high", "look")] == [
+        "-inf",
+        "0.05",
+        "3",
+    ]
+    assert (by_family["constant"]["n_failed"], by_family["step"]["could_be_best"]) == ("2", "True")
+
+
+def html_table(page: str, table_id: str) -> list[dict]:
+    """The rows of an HTML table (pandas' to_html, as verdict.html has it), each {column: cell}."""
+    table = page.split(f'id="{table_id}"')[1].split("</table>")[0]
+    header = re.findall(r"<th>(.*?)</th>", table)
+    rows = [
+        re.findall(r"<td>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", table, re.S)
+    ]
+    return [dict(zip(header, map(html.unescape, cells))) for cells in rows if cells]
+
+
+def test_verdict_page_opens_with_the_study_line_then_the_decision(tmp_path):
+    """verdict.html of a table written by hand: the study's line first, then the verdict table with
+    also_changes, n_failed, could_be_best, look, both intervals the decision used at their levels
+    (an infinite end as inf), the equivalence bound and share, p_adjusted, p_failure_holm, the
+    word and the note (the reference's left empty: it is the study's line), then tuning."""
+    from lrstudy import verdict_page
+
+    tuning = pd.DataFrame({"family": ["step"], "multiplier": [0.5], "selected": [True]})
+    page = verdict_page.html_page(hand_verdict(), tuning)
+    body = page.split("<body>", 1)[1].lstrip()
+    assert body.startswith(f"<p id='study-line'><b>{html.escape(STUDY_LINE)}</b></p>"), body[:300]
+    assert page.index('id="verdict"') < page.index('id="tuning"')
+    rows = {row["family"]: row for row in html_table(page, "verdict")}
+    assert list(rows) == list(hand_verdict()["family"])
+    wanted = {"also_changes", "n_failed", "could_be_best", "look", "diff_interval", "p_adjusted"}
+    wanted |= {"equivalence_interval", "equivalence_bound", "equivalence_share", "verdict", "note"}
+    assert wanted | {"p_failure_holm"} <= set(rows["step"]), set(rows["step"])
+    level = layout.level_text
+    assert rows["schedulefree"]["diff_interval"] == f"[-inf, inf] at {level(0.9854)}"
+    assert rows["schedulefree"]["equivalence_interval"] == f"[-inf, 0.05] at {level(0.97)}"
+    assert rows["constant"]["equivalence_interval"] == f"[0.035, 0.085] at {level(0.98)}"
+    assert rows["constant"]["equivalence_bound"] == "0.085"
+    assert (rows["constant"]["n_failed"], rows["constant"]["look"]) == ("2", "2")
+    assert rows["onecycle"]["also_changes"] == "momentum cycled 0.85-0.95"
+    assert (rows["onecycle"]["could_be_best"], rows["constant"]["could_be_best"]) == (
+        "True",
+        "False",
     )
-    rows = markdown_rows(lines, heading)
-    assert [row["family"] for row in rows] == ["alpha", "beta"]
-    assert not {"p", "p_equivalence", "seeds"} & set(rows[0])
-    shared = {"mean": "1.2", "ci_low": "0.7032", "ci_high": "1.697", "margin": "0.12"}
-    assert rows[0] | shared == rows[0] and rows[1] | shared == rows[1]
-    assert {k: rows[0][k] for k in ("rank", "multiplier", "diff", "diff_ci_low", "verdict")} == {
-        "rank": "1",
-        "multiplier": "1",
-        "diff": "0",
-        "diff_ci_low": "",
-        "verdict": "reference",
-    }
-    beta = ("rank", "multiplier", "diff", "diff_ci_low", "diff_ci_high", "p_holm")
-    assert {k: rows[1][k] for k in (*beta, "p_equivalence_holm", "verdict")} == {
-        "rank": "2",
-        "multiplier": "0.5",
-        "diff": "0",
-        "diff_ci_low": "0",
-        "diff_ci_high": "0",
-        "p_holm": "1",
-        "p_equivalence_holm": "0",
-        "verdict": "equivalent",
-    }
+    assert rows["step"]["note"] == "" and rows["step"]["diff_interval"] == ""
+    assert rows["constant"]["note"] == "2 failed seed(s) counted at the failure value"
 
 
 def test_cli(drawn, tmp_path):

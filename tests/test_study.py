@@ -7,6 +7,7 @@ class) to one pytest-xdist worker (`--dist loadscope`), so the study is made onc
 from __future__ import annotations
 
 import base64
+import html
 import json
 import os
 import re
@@ -227,13 +228,23 @@ def test_snakemake_report_and_html(tiny_study, tmp_path):
 
 
 def check_in_browser(page: Path, tables: Path, work: Path) -> None:
-    """The report in headless Chromium, clicked through as a person would: the verdict category
-    shows the verdict page (one row per family, its verdict word) and both verdict figures."""
+    """The report in headless Chromium, clicked through as a person would: the front page opens
+    with the study's line (verdict.csv's reference note); the verdict category shows the verdict
+    page (the study's line first, one row per family with its word, also_changes, n_failed,
+    could_be_best and the decision's two intervals at their levels) and both verdict figures."""
     if report_browser.chromium() is None:
         if os.environ.get("CI"):
             pytest.fail("chromium is missing: .ci/run installs Debian's chromium")
         pytest.skip("chromium is not installed (apt-get install chromium)")
-    verdict = pd.read_csv(tables / "verdict.csv")
+    verdict = pd.read_csv(tables / "verdict.csv", keep_default_na=False)
+    line = verdict.loc[verdict["verdict"] == "reference", "note"].item()
+    assert line.startswith("Could be best (") and "tuning's pick" in line, line
+    front = report_browser.click_through(page, [], work)
+    assert "error" not in front, front["error"]
+    title = "LR schedule study: LeNet5 trained with ColossalAI"  # workflow/report/workflow.rst
+    assert title in front["text"], front["text"][:600]
+    opening = front["text"].split(title, 1)[1].lstrip()
+    assert opening.startswith(f"The answer. {line}"), opening[:600]
     category = layout.VERDICT_CATEGORY
     shown = report_browser.click_through(
         page,
@@ -242,16 +253,7 @@ def check_in_browser(page: Path, tables: Path, work: Path) -> None:
     )
     assert "error" not in shown, shown["error"]
     assert [frame.split(";")[2] for frame in shown["frames"]] == ["filename=verdict.html"]
-    dom = report_browser.open_data_uri(shown["frames"][0], work)
-    table = dom.split('id="verdict"')[1].split("</table>")[0]
-    header = re.findall(r"<th>(.*?)</th>", table)
-    rows = [
-        re.findall(r"<td>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", table, re.S)
-    ]
-    shown = [dict(zip(header, cells)) for cells in rows if cells]
-    assert [(row["rank"], row["family"], row["verdict"]) for row in shown] == [
-        (str(r), f, w) for r, f, w in zip(verdict["rank"], verdict["family"], verdict["verdict"])
-    ]
+    check_verdict_page(report_browser.open_data_uri(shown["frames"][0], work), verdict, line)
     for name, kind in layout.VERDICT_FIGURES.items():
         shown = report_browser.click_through(
             page, [category, kind, {"row": name, "icon": "eye"}], work
@@ -259,6 +261,38 @@ def check_in_browser(page: Path, tables: Path, work: Path) -> None:
         assert "error" not in shown, shown["error"]
         drawn = [width for src, width in shown["images"] if f"filename={name}.png;" in src]
         assert drawn and drawn[0] > 0, f"{name}.png is not shown: {shown['images']}"
+
+
+def shown_interval(low: str, high: str, level: str) -> str:
+    """An interval of verdict.csv as the page writes it: 4 digits, its level (layout)."""
+    if "" in (low, high, level):
+        return ""
+    return f"[{float(low):.4g}, {float(high):.4g}] at {layout.level_text(float(level))}"
+
+
+def check_verdict_page(dom: str, verdict: pd.DataFrame, line: str) -> None:
+    """verdict.html as Chromium shows it: the study's line before anything else, then a row per
+    family (verdict.csv's order) with its rank, word, also_changes, n_failed, could_be_best, look
+    and the difference and equivalence tests' intervals at their levels."""
+    body = html.unescape(re.sub(r"<[^>]+>", "", dom.split("<body>", 1)[1])).strip()
+    assert body.startswith(line), body[:400]
+    table = dom.split('id="verdict"')[1].split("</table>")[0]
+    header = re.findall(r"<th>(.*?)</th>", table)
+    rows = [
+        re.findall(r"<td>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", table, re.S)
+    ]
+    shown = [dict(zip(header, map(html.unescape, cells))) for cells in rows if cells]
+    columns = ("rank", "family", "verdict", "also_changes", "n_failed", "could_be_best", "look")
+    assert [tuple(row[c] for c in columns) for row in shown] == [
+        tuple(str(row[c]) for c in columns) for row in verdict.to_dict("records")
+    ]
+    for row, csv in zip(shown, verdict.to_dict("records")):
+        for name, ends in (
+            ("diff_interval", ("diff_ci_low", "diff_ci_high", "diff_level")),
+            ("equivalence_interval", ("equivalence_low", "equivalence_high", "equivalence_level")),
+        ):
+            assert row[name] == shown_interval(*(str(csv[e]) for e in ends)), (row, name)
+    assert any(row["diff_interval"] for row in shown), "no family's interval is shown"
 
 
 # --------------------------------------------------------------------- code lines that run

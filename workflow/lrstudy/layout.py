@@ -10,7 +10,7 @@ One place for what the figures, the Markdown report and `snakemake --report` sha
 - the files of a run: SEED_FOLDER, SEED_RECORD (run.json), SEED_SUGGESTION and SUGGESTION (the
   range test's suggestion.json per seed and combined), RECORD_GLOB;
 - the seeds' band (CONFIDENCE, BAND_QUANTILE, BAND_TEXT): the level lrstudy.plots draws and the
-  words every caption uses for it;
+  words every caption uses for it; level_text: how any level is written (the verdict's too);
 - the config schema's defaults that stages need where a run leaves a value out
   (RANGE_TEST_DEFAULTS, BEST_METRIC): read from workflow/schemas/config.schema.yaml, not restated;
 - format_value / format_kwargs: every number the workflow writes for a person (figure titles,
@@ -125,7 +125,19 @@ BEST_METRIC = schema_defaults("report")["best_metric"]
 # words (CAPTION_PARAMS, through the params of the rule that draws the figures).
 CONFIDENCE = 0.95
 BAND_QUANTILE = (1 + CONFIDENCE) / 2  # the t quantile of a two-sided interval: 0.975
-LEVEL_TEXT = f"{CONFIDENCE * 100:g} %"
+
+
+def level_text(level: float) -> str:
+    """A confidence level as the figures, pages and captions write it: 0.95 -> `95 %`,
+    0.98543 -> `98.5 %`, 0.99991 -> `99.99 %` (never `100 %` short of 1): the verdict's intervals
+    are at the levels of their deciding look."""
+    digits = 3
+    while digits < 8 and level < 1 and float(f"{level * 100:.{digits}g}") >= 100:
+        digits += 1
+    return f"{level * 100:.{digits}g} %"
+
+
+LEVEL_TEXT = level_text(CONFIDENCE)
 BAND_TEXT = f"{LEVEL_TEXT} t-interval (mean ± t({BAND_QUANTILE:g}, n−1)·sd/√n)"
 # What the figures' captions take from here (`{{ snakemake.params.band }}` and so on).
 CAPTION_PARAMS = {

@@ -1,8 +1,10 @@
 """The Markdown report's optional appendix (config `report.appendix`): the source runs' summary,
-the tuning table, the verdict and the range-test suggestions, as Markdown tables."""
+the tuning table, the verdict (the study's line first) and the range-test suggestions, as Markdown
+tables."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from lrstudy.layout import BEST_METRIC
@@ -22,7 +24,10 @@ def _number(value, digits=4) -> str:
 
 def _cell(value) -> str:
     """A table cell: a number (or text that reads as one: a CSV column with an empty cell is read
-    as text) with 4 significant digits, other text as it is, NaN and empty cells empty."""
+    as text) with 4 significant digits, True/False and other text as they are, NaN and empty
+    cells empty."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
     if isinstance(value, str):
         try:
             float(value)
@@ -49,9 +54,24 @@ SUMMARY_HIDDEN = (
     "best_valid_accuracy",
     "wall_seconds",
 )
-# verdict.csv's columns the appendix leaves out: the raw p-values beside the adjusted ones
-VERDICT_HIDDEN = ("p", "p_equivalence", "seeds")
+# verdict.csv's columns the appendix leaves out: the run (the family names it), the seeds (n_seeds
+# counts them), the raw p-values and the level they were compared with beside the adjusted ones
+VERDICT_HIDDEN = ("run", "seeds", "p", "alpha_nominal", "p_failure")
 RULES = ("minimum", "steep", "valley", "slide")
+
+
+def verdict_lines(verdict: pd.DataFrame) -> list[str]:
+    """The verdict's heading, the study's line (the reference row's note), then its table (the
+    reference's note left empty there: it is that line)."""
+    from lrstudy.verdict_page import study_line
+
+    metric = verdict["metric"].iloc[0] if len(verdict) else ""
+    heading = "### Verdict: every family against the reference (tuning's pick) on the"
+    lines = ["", f"{heading} confirmation seeds ({metric} on the test split, paired)", ""]
+    lines += [f"**{study_line(verdict)}**", ""]
+    reference = verdict["note"] == study_line(verdict)
+    rows = verdict.assign(note=verdict["note"].where(~reference, "")).to_dict("records")
+    return lines + markdown_table(rows, [c for c in verdict if c not in VERDICT_HIDDEN])
 
 
 def appendix(config: dict, tables: dict, suggestions: dict) -> list[str]:
@@ -68,14 +88,7 @@ def appendix(config: dict, tables: dict, suggestions: dict) -> list[str]:
     tuning = pd.read_csv(tables["tuning"], keep_default_na=False)
     lines += ["", f"### Tuning: every family's LR multipliers, mean {metric} over the tuning seeds"]
     lines += markdown_table(tuning.to_dict("records"), list(tuning.columns))
-    verdict = pd.read_csv(tables["verdict"], keep_default_na=False)
-    lines += [
-        "",
-        f"### Verdict: every family against #1 on the confirmation seeds ({metric}, paired)",
-    ]
-    lines += markdown_table(
-        verdict.to_dict("records"), [c for c in verdict if c not in VERDICT_HIDDEN]
-    )
+    lines += verdict_lines(pd.read_csv(tables["verdict"], keep_default_na=False))
     lines += ["", "### Range-test suggestions (combined across seeds)"]
     rows = []
     for run in config["report"]["sections"]["range_test"]:
