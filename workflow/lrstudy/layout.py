@@ -67,6 +67,7 @@ REPORT_CATEGORIES = {
 # Beyond the source, in the HTML report only: the verdict's tables and its two figures, each
 # {figure name: kind}. The Markdown report keeps the source's layout.
 VERDICT_CATEGORY = "7 verdict"
+REFERENCE = "reference"  # verdict.csv's word for tuning's pick, the family the others face
 VERDICT_TABLES = "tables"  # its subcategory of the tables (the figures': what each shows)
 VERDICT_FIGURES = {"tuning_curves": "tuning curves", "verdict_forest": "paired differences"}
 

@@ -30,9 +30,9 @@ import pandas as pd
 from lrstudy import decision
 from lrstudy.families import confirmation_run
 from lrstudy.io import write_json
+from lrstudy.layout import REFERENCE
 from lrstudy.tuning import t_interval
 
-REFERENCE = "reference"
 # verdict.metric -> (summary column, chance-level key, +1 lower is better / -1 higher is)
 JUDGING = {
     "final_test_loss": ("test_loss", "chance_test_loss", 1.0),

@@ -348,11 +348,12 @@ PLOTS_MODULES = (
     "plot_loss",
     "plot_range",
     "verdict_plots",
+    "verdict",
 )
 PLOTS_CODE = [
     os.path.join(PACKAGE, f"{name}.py") for name in (*PLOTS_MODULES, "layout")
 ]
-REPORT_MODULES = ("report", "report_appendix", "layout")
+REPORT_MODULES = ("report", "report_appendix", "verdict_page", "verdict", "layout")
 REPORT_CODE = [os.path.join(PACKAGE, f"{name}.py") for name in REPORT_MODULES]
 
 
@@ -419,7 +420,7 @@ def study_answer(verdict_csv):
         return ""
     with open(verdict_csv, newline="") as handle:
         rows = csv.DictReader(handle)
-        return next((r["note"] for r in rows if r["verdict"] == "reference"), "")
+        return next((r["note"] for r in rows if r["verdict"] == layout.REFERENCE), "")
 
 
 def verdict_settings_json():
