@@ -119,13 +119,17 @@ def test_diverging_range_test_and_auto_bounds_flow_into_the_report(tiny_study):
     assert range_run["steps"] < range_run["total_steps"] == 400
     summary = pd.read_csv(results / "tables" / "summary.csv")
     assert set(summary.loc[summary["run"] == "range_test", "status"]) == {"diverged"}
-    bounds = json.loads((results / "runs" / "range_test" / "suggestion.json").read_text())["bounds"]
+    # cyclic_auto takes `auto` from the range test whose momentum is closest to its own where its
+    # LR takes the value: CyclicLR's floor meets max_momentum 0.9, as range_test-families (the
+    # families' optimizer, momentum 0.9) trains: factor 1; its peak meets base_momentum 0.8:
+    # factor (1 - 0.8) / (1 - 0.9) = 2
+    test = results / "runs" / "range_test-families" / "suggestion.json"
+    bounds = json.loads(test.read_text())["bounds"]
     auto = json.loads((results / "runs" / "cyclic_auto" / "seed0" / "run.json").read_text())
-    # CyclicLR's floor meets max_momentum 0.9, its peak base_momentum 0.8 (the range test's
-    # momentum is 0)
+    assert auto["auto"]["range_test"] == "range_test-families"
     used = auto["scheduler"]["kwargs"]
-    assert used["base_lr"] == pytest.approx(bounds["base_lr"] * 0.1, rel=1e-12)
-    assert used["max_lr"] == pytest.approx(bounds["max_lr"] * 0.2, rel=1e-12)
+    assert used["base_lr"] == pytest.approx(bounds["base_lr"], rel=1e-12)
+    assert used["max_lr"] == pytest.approx(bounds["max_lr"] * 2, rel=1e-12)
     text = (results / "report" / "report.md").read_text()
     assert (
         f"CyclicLR(optimizer, base_lr={format_value(used['base_lr'])}, "

@@ -31,11 +31,11 @@ def test_dry_run_builds_the_default_dag():
     )
     # one job per run trains all its seeds; and the range test the families' optimizer needs
     assert int(counts["train"]) == len(config["runs"]) + 1
-    # per family: its grid, its first round's choice, the choice, the first look's confirmation;
-    # what comes after a checkpoint (a point beyond the grid, a later look) is planned once it ran
-    for rule in ("tune", "select_setting", "settle_setting", "confirm"):
+    # per family: its grid, its first round's choice, the choice; what comes after a checkpoint
+    # (a point beyond the grid, the confirmation's looks) is planned once the checkpoint ran
+    for rule in ("tune", "select_setting", "settle_setting"):
         assert int(counts[rule]) == len(config["families"])
-    assert int(counts["judge_look"]) == 1 and "tune_beyond" not in counts
+    assert not {"tune_beyond", "confirm", "judge_look"} & set(counts)
     tests = sum("range_test" in r for r in config["runs"].values()) + 1
     assert int(counts["suggest_lr"]) == tests * len(config["seeds"])  # one per range test and seed
     assert int(counts["combine_suggestions"]) == tests
@@ -107,20 +107,20 @@ def test_seeds_list_from_the_command_line_plans_every_seed(workflow_copy):
 def family_runs(config: dict, results: Path | None = None) -> set[tuple[str, str]]:
     """(run, seed) of what a study of `config` (validated) trains beyond its own runs: the range
     tests anchoring its families (those lrstudy.families.add_range_tests added among them) on
-    `seeds`, every family's grid on the tuning
-    seeds (`tune-<family>-x<multiplier>`) and its first look's confirmation seeds
-    (`confirm-<family>`). What a dry run plans. With `results` (a finished study): also the grid
-    points beyond the grid (tuning.csv) and each later look's seeds of the families its decision
-    retrained (results/verdict/look<k>.json)."""
+    `seeds` and every family's grid on the tuning seeds (`tune-<family>-x<multiplier>`): what a
+    dry run plans (the rest waits for the tuning's choice, a checkpoint). With `results` (a
+    finished study): also the grid points beyond the grid (tuning.csv), every family's first
+    look's confirmation seeds (`confirm-<family>`) and each later look's seeds of the families its
+    decision retrained (results/verdict/look<k>.json)."""
     tuning, looks = config["tuning"], families.look_seeds(config)
     anchors = {families.anchor_test(config, family) for family in config.get("families", {})}
     planned = {(run, str(s)) for run in anchors for s in config["seeds"]}
     for family in config.get("families", {}):
         for m in tuning["multipliers"]:
             planned |= {(f"tune-{family}-x{m:g}", str(s)) for s in tuning["seeds"]}
-        planned |= {(f"confirm-{family}", str(s)) for s in looks[0]}
     if results is None:
         return planned
+    planned |= {(f"confirm-{f}", str(s)) for f in config.get("families", {}) for s in looks[0]}
     for run in pd.read_csv(results / "tables" / "tuning.csv")["run"]:
         planned |= {(run, str(s)) for s in tuning["seeds"]}
     for look, seeds in enumerate(looks[1:], start=1):

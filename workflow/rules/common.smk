@@ -139,7 +139,7 @@ def family_outputs(name, runs, seeds):
 # is a job of its own); its confirmation jobs the chosen point on each look's seeds (lrstudy.families
 # names their runs).
 TUNING_RUNS = [families.tuning_run("{family}", m) for m in TUNING["multipliers"]]
-BEYOND_RUN = families.TUNE_PREFIX + "{family}-x{multiplier}"
+BEYOND_RUN = f"{families.TUNE_PREFIX}{{family}}-x{{multiplier}}"
 CONFIRMATION_RUN = families.confirmation_run("{family}")
 
 
