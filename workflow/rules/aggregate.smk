@@ -1,6 +1,7 @@
 rule aggregate:
     input:
-        runs=get_all_records,
+        runs=get_run_records(),
+        family_runs=get_family_records,
         selections=get_selections(),
         manifest=rules.prepare_data.output.manifest.format(dataset=DATASET),
     output:
@@ -46,7 +47,8 @@ rule aggregate:
         level=layout.LEVEL_TEXT,  # the tables' t-intervals, named in their captions
     shell:
         logged(
-            "python -m lrstudy.aggregate {input.runs} --selections {input.selections}"
+            "python -m lrstudy.aggregate {input.runs} {input.family_runs}"
+            " --selections {input.selections}"
             " --data-manifest {input.manifest} --verdict-json {params.verdict:q}"
             " --out {params.folder} --target {params.target}"
             " --best-count {params.best_count} > {log} 2>&1"

@@ -220,10 +220,11 @@ def get_run_records(runs=None):
     return list(dict.fromkeys(records))
 
 
-def get_all_records(wildcards):
-    """run.json of every run the tables summarise: the config's runs, every family's tuning runs
-    (the grid and the points beyond it) and confirmation runs (every look's seeds)."""
-    records = get_run_records()
+def get_family_records(wildcards):
+    """run.json of every family's tuning runs (the grid and the points beyond it) and
+    confirmation runs (every look's seeds): known as the tuning and look checkpoints finish.
+    """
+    records = []
     for family in FAMILIES:
         records += [path.format(family=family) for path in rules.tune.output.run]
         for multiplier in beyond_multipliers(family, last_round(family)):
