@@ -33,7 +33,9 @@ class Pause:
                     return
                 self.release()
             tail = log.read_text()[-3000:] if log else ""
-            assert proc.poll() is None, f"the job ended (exit {proc.returncode}) first\n{tail}"
+            assert proc.poll() is None, (
+                f"the job ended (exit {proc.returncode}) before pausing there\n{tail}"
+            )
             assert time.monotonic() < deadline, f"the job did not get there in time\n{tail}"
             time.sleep(0.01)
 

@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from .conftest import snakemake_cmd
-from .test_resume import kill_after_checkpoint
+from .pause import Pause
+from .test_resume import kill_at_checkpoint
 from .util import ROOT, SHARED, job_env, snakemake
 
 pytestmark = pytest.mark.slow
@@ -157,15 +158,15 @@ def test_a_killed_job_resumes_with_the_bytes_of_an_unbroken_run(tmp_path):
     unbroken = subprocess.Popen(
         command, cwd=reference, env=job_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    log = tmp_path / "first.log"
+    log, pause = tmp_path / "first.log", Pause(tmp_path)
     with open(log, "w") as handle:
         first = subprocess.Popen(
-            command, cwd=killed, env=job_env(), stdout=handle, stderr=subprocess.STDOUT,
+            command, cwd=killed, env=job_env(pause.env), stdout=handle, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
     folder = killed / "results" / "runs" / "step" / "seed0"
     try:
-        step = kill_after_checkpoint(first, folder, 21 * 3, group=True, log=log)
+        step = kill_at_checkpoint(first, pause, folder, 21 * 3, group=True, log=log)
     finally:
         if first.poll() is None:
             os.killpg(first.pid, signal.SIGKILL)
