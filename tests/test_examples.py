@@ -15,7 +15,7 @@ import yaml
 from .conftest import snakemake_cmd
 from .pause import Pause
 from .test_resume import kill_at_checkpoint
-from .util import ROOT, SHARED, job_env, snakemake
+from .util import ROOT, SOURCE, job_env, needs_source, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -79,8 +79,7 @@ class ExampleTests:
         example, work = study
         results = work / "results"
         report = (results / "report" / "report.md").read_text()
-        source = (SHARED / "reference" / "source-report.md").read_text()
-        assert headings(report) == headings(source)  # the source's layout, section for section
+        assert len(headings(report)) > 10  # section for section the source's: the test below
         suggestion = json.loads((results / "runs" / "range_test" / "suggestion.json").read_text())
         assert suggestion["bounds"]["max_lr"] > 0
         onecycle = json.loads((results / "runs" / "onecycle" / "seed0" / "run.json").read_text())
@@ -103,6 +102,13 @@ class ExampleTests:
         )
         assert proc.returncode == 0, proc.stderr[-4000:]
         assert (work / "report.html").stat().st_size > 100_000
+
+    @needs_source
+    def test_the_report_has_the_sources_layout(self, study):
+        """Section for section (the rest of the example is checked without the source)."""
+        _, work = study
+        report = (work / "results" / "report" / "report.md").read_text()
+        assert headings(report) == headings(SOURCE.read_text())
 
     def test_accuracy_only_where_the_task_is_classification(self, study):
         example, work = study
