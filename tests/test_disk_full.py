@@ -73,6 +73,7 @@ def test_a_full_disk_stops_the_job_and_the_rerun_completes(trainer, small_disk, 
         job.proc.kill()
     assert step == at_least
     failed = out / (f"ckpt-{step + STEPS_PER_EPOCH:07d}" if when == "checkpoint" else "steps.csv")
+    assert "no space left" in job.stderr, job.stderr[-3000:]
     message = job.stderr[job.stderr.find("no space left") :].splitlines()[0]  # after tqdm's \r
     assert message.startswith(f"no space left writing {failed} "), message
     assert " bytes free on its filesystem" in message, message
