@@ -123,15 +123,16 @@ def digits_data(tmp_path_factory) -> Path:
 
 # --------------------------------------------------------------------------------- training
 class Job:
-    """A running `python -m lrstudy.train`, its stderr in out/../<name>.stderr."""
+    """A running `python -m lrstudy.train`, its stderr in out/../<name>.stderr; `env` adds to
+    its environment (job_env)."""
 
-    def __init__(self, spec, out: Path, command: list[str], **popen):
+    def __init__(self, spec, out: Path, command: list[str], env=None, **popen):
         self.spec, self.out = spec, out
         out.parent.mkdir(parents=True, exist_ok=True)
         self.log = out.parent / f"{out.name}.stderr"
         with open(self.log, "w") as handle:
             self.proc = subprocess.Popen(
-                command, stdout=subprocess.DEVNULL, stderr=handle, env=job_env(), **popen
+                command, stdout=subprocess.DEVNULL, stderr=handle, env=job_env(env), **popen
             )
 
     @property

@@ -147,7 +147,14 @@ def test_checksum_error_names_the_file_and_nothing_is_written(mnist_dir, tmp_pat
     assert not (tmp_path / "m.pt").exists() and not (tmp_path / "m.json").exists()
 
 
-def test_truncated_file_is_caught(mnist_dir, tmp_path):
+def test_truncated_file_is_caught(tmp_path):
+    """On raw files made here (nothing of it needs the real ones): a truncated file does not read,
+    and its checksum is refused."""
+    mnist_dir, rng = tmp_path, np.random.default_rng(0)
+    for split, n in (("train", 20), ("t10k", 10)):
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        data.write_idx(mnist_dir / f"{split}-images-idx3-ubyte.gz", images)
+        data.write_idx(mnist_dir / f"{split}-labels-idx1-ubyte.gz", rng.integers(0, 10, n))
     target = mnist_dir / "t10k-images-idx3-ubyte.gz"
     raw = gzip.decompress(target.read_bytes())
     target.write_bytes(gzip.compress(raw[: len(raw) // 2]))

@@ -3,20 +3,19 @@ leaves nothing half-written, and once space is freed its rerun ends with the byt
 run.
 
 The run folder lives on a small tmpfs that the test mounts (root only: CI runs as root, where the
-test must run; elsewhere it skips, saying why). The disk is filled while the job is stopped
-(SIGSTOP) just after a checkpoint, so the next write is the one that fails: the next checkpoint,
-or, after the last checkpoint, steps.csv.
+test must run; elsewhere it skips, saying why). The disk is filled while the job waits just after
+a checkpoint (tests/pause.py: the job itself stops there, whatever the machine's load), so the next
+write is the one that fails: the next checkpoint, or, after the last checkpoint, steps.csv.
 """
 
 import os
 import shutil
-import signal
 import subprocess
-import time
 
 import pytest
 
-from .conftest import JOB_TIMEOUT, long_config, spec_of
+from .conftest import long_config, spec_of
+from .pause import Pause
 from .slurm_ci import IN_CI
 from .test_resume import (
     STEPS_PER_EPOCH,
@@ -57,31 +56,24 @@ def fill(mount, leave: int = LEFT):
     return mount / "filler"
 
 
-def stop_after_checkpoint(job, folder, at_least: int) -> int:
-    """SIGSTOP the job once LATEST names a checkpoint of step >= at_least; its step."""
-    deadline = time.monotonic() + JOB_TIMEOUT
-    while (checkpoint_step(folder) or 0) < at_least:
-        assert job.proc.poll() is None and time.monotonic() < deadline, job.stderr[-3000:]
-        time.sleep(0.002)
-    job.proc.send_signal(signal.SIGSTOP)
-    return checkpoint_step(folder)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("when", ["checkpoint", "csv"])
-def test_a_full_disk_stops_the_job_and_the_rerun_completes(trainer, small_disk, when):
+def test_a_full_disk_stops_the_job_and_the_rerun_completes(trainer, small_disk, tmp_path, when):
     spec = spec_of(long_config(), "onecycle", 0)
     last = (spec.epochs - 1) * STEPS_PER_EPOCH  # the last checkpoint: then only the CSVs
-    out = small_disk / "run"
-    job = trainer.start(spec, out)
-    try:
-        step = stop_after_checkpoint(job, out, STEPS_PER_EPOCH if when == "checkpoint" else last)
+    at_least = STEPS_PER_EPOCH if when == "checkpoint" else last
+    out, pause = small_disk / "run", Pause(tmp_path)  # the gate off the small disk
+    job = trainer.start(spec, out, env=pause.env)
+    try:  # the disk fills while the job waits just after that checkpoint
+        pause.hold(job.proc, lambda: (checkpoint_step(out) or 0) >= at_least, job.log)
+        step = checkpoint_step(out)
         filler = fill(small_disk)
-        job.proc.send_signal(signal.SIGCONT)
-        assert job.wait(check=False).proc.returncode == 1, job.stderr[-3000:]
+        assert pause.wait(job.proc) == 1, job.stderr[-3000:]
     finally:
         job.proc.kill()
+    assert step == at_least
     failed = out / (f"ckpt-{step + STEPS_PER_EPOCH:07d}" if when == "checkpoint" else "steps.csv")
+    assert "no space left" in job.stderr, job.stderr[-3000:]
     message = job.stderr[job.stderr.find("no space left") :].splitlines()[0]  # after tqdm's \r
     assert message.startswith(f"no space left writing {failed} "), message
     assert " bytes free on its filesystem" in message, message

@@ -28,17 +28,9 @@ from .test_plots import (
     study_files,
     synthetic_study,
 )
-from .util import ROOT, SHARED, default_config
+from .util import ROOT, SOURCE, default_config, needs_source
 
-SOURCE = SHARED / "reference" / "source-report.md"
 TEMPLATE = ROOT / "report_template" / "report.md.j2"
-needs_source = pytest.mark.skipif(
-    not SOURCE.is_file(),
-    reason=(
-        f"source report not found at {SOURCE} "
-        "(../shared/reference/source-report.md beside the repo root)"
-    ),
-)
 # The source leaves these empty; the workflow fills them with the repository URL and commit.
 FILLED = ("## source code:", "# github link:")
 IMG = re.compile(r"<img\s+([^>]*?)\s*/?>", re.IGNORECASE)
@@ -229,10 +221,15 @@ def changed_config(**runs) -> dict:
     return config
 
 
-@needs_source
-def test_changed_step_kwargs_change_heading_and_code_line(tmp_path):
-    text, _, _ = render(tmp_path, changed_config(step={"step_size": 40, "gamma": 0.3}))
-    lines = text.split("\n")
+@pytest.fixture(scope="module")
+def changed_step(tmp_path_factory) -> str:
+    """The report of the default config with StepLR's kwargs changed (rendered once: two tests)."""
+    config = changed_config(step={"step_size": 40, "gamma": 0.3})
+    return render(tmp_path_factory.mktemp("changed-step"), config)[0]
+
+
+def test_changed_step_kwargs_change_heading_and_code_line(changed_step):
+    lines = changed_step.split("\n")
     assert (
         "## 2. Decays the learning rate of each parameter group by gamma=0.3 every 40 epochs."
         in lines
@@ -241,7 +238,11 @@ def test_changed_step_kwargs_change_heading_and_code_line(tmp_path):
         "    lr_scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=40, gamma=0.3)"
         in lines
     )
-    ours, source = skeleton(text), skeleton(SOURCE.read_text())
+
+
+@needs_source
+def test_changed_step_kwargs_change_only_those_two_lines_of_the_sources_layout(changed_step):
+    ours, source = skeleton(changed_step), skeleton(SOURCE.read_text())
     changed = [(a, b) for a, b in zip(ours, source) if a != b]
     assert len(ours) == len(source) and len(changed) == 2
     assert changed[0][1] == (
@@ -349,14 +350,24 @@ def test_links_from_git_remote_and_commit(tmp_path):
     assert report.web_url("https://user:token@example.org/a/b.git") == "https://example.org/a/b"
 
 
-@needs_source
-def test_appendix_only_after_the_source_layout(tmp_path):
+@pytest.fixture(scope="module")
+def with_appendix(tmp_path_factory) -> str:
+    """The report of the default config with `report.appendix` (rendered once: two tests)."""
     config = default_config()
     config["report"]["appendix"] = True
-    text, _, _ = render(tmp_path, config)
-    ours, source = skeleton(text), skeleton(SOURCE.read_text())
+    return render(tmp_path_factory.mktemp("appendix"), config)[0]
+
+
+@needs_source
+def test_appendix_only_after_the_source_layout(with_appendix):
+    ours, source = skeleton(with_appendix), skeleton(SOURCE.read_text())
     assert ours[: len(source)] == source and len(ours) > len(source)
     assert ours[len(source)] == ("heading", "## Appendix")
+
+
+def test_appendix_tables(with_appendix, tmp_path):
+    text = with_appendix
+    assert text.split("\n").count("## Appendix") == 1
     assert (
         "| run | seed | scheduler | status |" in text
         and "| family | run | multiplier | also_changes | seeds | n_seeds | mean_final_valid_loss |"

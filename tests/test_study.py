@@ -25,9 +25,9 @@ from lrstudy.layout import FIGURES, format_value
 from . import report_browser
 from .conftest import run_study, snakemake_cmd, study_raw_config
 from .test_plots import png_size
-from .test_report import SOURCE, caption_text, image_sources, needs_source, skeleton
+from .test_report import caption_text, image_sources, skeleton
 from .test_workflow import family_runs, final_valid_losses, report_images_are_the_figures
-from .util import job_env, validated
+from .util import SOURCE, job_env, needs_source, validated
 
 
 @pytest.mark.slow
@@ -140,16 +140,12 @@ def test_diverging_range_test_and_auto_bounds_flow_into_the_report(tiny_study):
 
 @pytest.mark.slow
 @needs_source
-def test_snakemake_report_and_html(tiny_study, tmp_path):
-    # the shared tiny study (tests/conftest.py), both stages; sections 3 and 4b compare two
-    # gammas and two max_lr, as the source's do. The HTML report and zip go to tmp_path.
-    dst = tiny_study
-    env = job_env()
-    snakemake = snakemake_cmd("--cores", "2")
-    md = dst / "results" / "report" / "report.md"
-    text = md.read_text()
+def test_the_report_has_the_sources_layout(tiny_study):
+    """Headings and code lines as the source's, holding the tiny study's numbers (step_size 40);
+    the shared tiny study (tests/conftest.py), both stages: sections 3 and 4b compare two gammas
+    and two max_lr, as the source's do."""
+    text = (tiny_study / "results" / "report" / "report.md").read_text()
 
-    # the source's layout; headings and code lines hold the tiny study's numbers (step_size 40)
     def shape(items):
         numbers = r"\d+(\.\d+)?(e-?\d+)?"
         return [
@@ -158,8 +154,19 @@ def test_snakemake_report_and_html(tiny_study, tmp_path):
         ]
 
     assert shape(skeleton(text)) == shape(skeleton(SOURCE.read_text()))
-    # ... and the study's own values: the config's kwargs, the compared values, and the `auto`
-    # values of cyclic_auto as its job trained with them (its run.json), never `auto`
+
+
+@pytest.mark.slow
+def test_snakemake_report_and_html(tiny_study, tmp_path):
+    # the shared tiny study (tests/conftest.py), both stages. The HTML report and zip go to
+    # tmp_path.
+    dst = tiny_study
+    env = job_env()
+    snakemake = snakemake_cmd("--cores", "2")
+    md = dst / "results" / "report" / "report.md"
+    text = md.read_text()
+    # the study's own values: the config's kwargs, the compared values, and the `auto` values
+    # of cyclic_auto as its job trained with them (its run.json), never `auto`
     cyclic = json.loads((dst / "results/runs/cyclic_auto/seed0/run.json").read_text())
     used = cyclic["scheduler"]["kwargs"]
     lines = text.split("\n")

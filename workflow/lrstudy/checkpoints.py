@@ -56,6 +56,7 @@ class Checkpoints:
             io.write_text(self.latest, folder.name)
             if old and old != folder:
                 shutil.rmtree(old, ignore_errors=True)
+            faults.pause_for_tests("checkpoint")  # tests only: LATEST names a whole checkpoint
 
     def folder(self) -> Path | None:
         if not self.latest.is_file():

@@ -16,9 +16,11 @@ import contextlib
 import csv
 import errno
 import json
+import os
 import shutil
 import signal
 import sys
+import time
 from pathlib import Path
 
 SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
@@ -65,6 +67,16 @@ class StopRequest:
 
 
 STOP = StopRequest()
+
+
+def pause_for_tests(stage: str) -> None:
+    """Test hook: LRSTUDY_TEST_PAUSE=<stage>:<file> makes <file> at stage, waits till it's gone."""
+    hook = os.environ.get("LRSTUDY_TEST_PAUSE")
+    if hook and hook.partition(":")[0] == stage:
+        gate = Path(hook.partition(":")[2])
+        gate.touch()
+        while gate.exists():
+            time.sleep(0.01)
 
 
 class DiskFull(SystemExit):
