@@ -142,7 +142,7 @@ class ExampleTests:
 
 class TestBreastCancer(ExampleTests):
     example = "breast_cancer"
-    rerun = ("range_test", "onecycle")  # and an `auto` run fed by the range test
+    rerun = ("range_test-families", "onecycle")  # and an `auto` run fed by that range test
 
 
 class TestDiabetes(ExampleTests):

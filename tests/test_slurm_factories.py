@@ -38,7 +38,9 @@ def test_a_package_outside_the_repository_runs_through_sbatch(tmp_path):
     slurm_logs = sorted(p.name for p in (work / ".snakemake" / "slurm_logs").iterdir())
     assert slurm_logs == ["rule_train"]
     records = list((work / "results" / "runs").glob("*/seed*/run.json"))
-    assert {path.parts[-3] for path in records} == {"range_test", "onecycle"}
+    # onecycle's `auto` max_lr meets momentum 0.85 (cycled): of the range tests with its optimizer
+    # the closest is the families' (momentum 0.9, range_test-families), not range_test's 0
+    assert {path.parts[-3] for path in records} == {"range_test-families", "onecycle"}
     for path in records:
         record = json.loads(path.read_text())
         assert record["host"]["slurm_job_id"], path
