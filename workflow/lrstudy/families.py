@@ -139,8 +139,7 @@ def differences(config: dict, family: str) -> list[str]:
     mine, theirs = ours.get("kwargs", {}), base.get("kwargs", {})
     for key in sorted((set(mine) | set(theirs)) - {"lr"}):
         if mine.get(key) != theirs.get(key):
-            value = mine[key] if key in mine else "default"
-            out.append(f"{key} {format_value(value) if key in mine else value}")
+            out.append(f"{key} {format_value(mine[key]) if key in mine else 'default'}")
     if config["families"][family].get("kwargs", {}).get("cycle_momentum"):
         out.append(CYCLED)
     return out
@@ -172,7 +171,7 @@ def run_definition(config: dict, name: str) -> dict:
 
 def extension_of(config: dict, name: str) -> tuple[str, float] | None:
     """(family, multiplier) of a grid point added beyond the grid (`tune-<family>-x<m>` with m
-    not in `tuning.multipliers`: lrstudy.verdict.extension), else None."""
+    not in `tuning.multipliers`: lrstudy.tuning.extension), else None."""
     for family in config.get("families", {}):
         prefix = f"{TUNE_PREFIX}{family}-x"
         if name.startswith(prefix):

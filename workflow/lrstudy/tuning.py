@@ -139,7 +139,7 @@ def tuning_table(selections: dict[str, dict], also_changes: dict[str, str]) -> p
 
 
 def main(argv=None) -> None:
-    from lrstudy.aggregate import aggregate
+    from lrstudy.aggregate import summarise_runs
 
     parser = argparse.ArgumentParser(description="Choose a family's setting on its tuning runs.")
     parser.add_argument("run_files", nargs="+", type=Path, help="run.json of every tuning run")
@@ -150,7 +150,7 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
-    _, _, summary = aggregate(args.run_files, target=math.inf)  # the run.json read, checked, once
+    summary = summarise_runs(args.run_files)  # the run.json read, checked, once
     grid = summary.groupby("multiplier")["run"].first().to_dict()  # {multiplier: run}
     rows = tuning_rows(summary, args.family, grid, args.metric)
     selection = select(rows, args.metric, args.extensions_left)

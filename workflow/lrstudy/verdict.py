@@ -82,6 +82,11 @@ VERDICT_FIELDS = [
 ]
 
 
+def look_order(settings: dict) -> list[int]:
+    """Every confirmation seed, in the order the looks add them."""
+    return [s for look in settings["looks"] for s in look]
+
+
 def reference_of(selections: dict[str, dict]) -> str:
     """Tuning's pick: the family whose chosen setting has the lowest tuning mean (eligible first,
     then the name)."""
@@ -125,7 +130,7 @@ def chance_of(summary: pd.DataFrame, runs: list[str], metric: str) -> float:
 def decide(summary: pd.DataFrame, selections: dict, runs: dict[str, str], settings: dict):
     """lrstudy.decision.decide on the confirmation runs `runs` ({family: run}) in `summary`:
     (the reference, the oriented values and failures by family, the decision)."""
-    seeds = [s for look in settings["looks"] for s in look]
+    seeds = look_order(settings)
     sizes = list(np.cumsum([len(look) for look in settings["looks"]]))
     values, failed = {}, {}
     for family, run in runs.items():
@@ -196,7 +201,7 @@ def verdict_table(
 
 
 def _in_look_order(seeds, settings: dict) -> list[int]:
-    order = [s for look in settings["looks"] for s in look]
+    order = look_order(settings)
     return sorted(seeds, key=lambda s: order.index(s) if s in order else len(order) + s)
 
 
